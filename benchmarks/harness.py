@@ -1,0 +1,157 @@
+"""A small timing harness.
+
+A benchmark module `benchmarks/bench_<name>.py` defines `run(bench: Benchmark) -> None`, which
+times a reference and candidates with `bench.measure(...)`. The harness reports median, min and
+max over repeated runs after warm-up, the ratio of each candidate's median to the reference
+measured in the same run, and writes Markdown and JSON stamped with the command, machine,
+backend and versions to benchmarks/results/.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from keras_pbasr.utils.environment import backend_versions, machine_info, package_version
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+@dataclass
+class Timing:
+    group: str
+    name: str
+    median_s: float
+    min_s: float
+    max_s: float
+    repeats: int
+    is_reference: bool = False
+    ratio_to_reference: float | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def time_callable(fn: Callable[[], object], warmup: int = 2, repeats: int = 10) -> list[float]:
+    """Seconds per call of `fn` over `repeats` runs after `warmup` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+class Benchmark:
+    """Collects timings for one benchmark run, grouped; each group may have one reference."""
+
+    def __init__(self, name: str, quick: bool = False):
+        self.name = name
+        self.quick = quick
+        self.timings: list[Timing] = []
+        self.notes: list[str] = []
+
+    def measure(
+        self,
+        group: str,
+        name: str,
+        fn: Callable[[], object],
+        *,
+        reference: bool = False,
+        warmup: int = 2,
+        repeats: int = 10,
+        **extra,
+    ) -> Timing:
+        if self.quick:
+            warmup, repeats = min(warmup, 1), min(repeats, 3)
+        times = time_callable(fn, warmup=warmup, repeats=repeats)
+        timing = Timing(
+            group=group,
+            name=name,
+            median_s=statistics.median(times),
+            min_s=min(times),
+            max_s=max(times),
+            repeats=repeats,
+            is_reference=reference,
+            extra=extra,
+        )
+        self.timings.append(timing)
+        print(
+            f"  {group} | {name}: median {timing.median_s * 1e3:.2f} ms "
+            f"(min {timing.min_s * 1e3:.2f}, max {timing.max_s * 1e3:.2f})",
+            flush=True,
+        )
+        return timing
+
+    def record(self, group: str, name: str, seconds: float, *, reference: bool = False, **extra):
+        """Adds a measurement taken elsewhere (e.g. in a subprocess)."""
+        timing = Timing(group, name, seconds, seconds, seconds, 1, reference, extra=extra)
+        self.timings.append(timing)
+        return timing
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+    def _ratios(self) -> None:
+        refs = {t.group: t for t in self.timings if t.is_reference}
+        for t in self.timings:
+            ref = refs.get(t.group)
+            if ref is not None and ref.median_s > 0:
+                t.ratio_to_reference = t.median_s / ref.median_s
+
+    def write(self, out_dir: Path | None = None) -> tuple[Path, Path]:
+        import keras
+
+        self._ratios()
+        out_dir = out_dir or RESULTS_DIR
+        out_dir.mkdir(parents=True, exist_ok=True)
+        stamp = {
+            "benchmark": self.name,
+            "command": " ".join([Path(sys.executable).name, "-m", "benchmarks", *sys.argv[1:]]),
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "machine": machine_info(),
+            "keras_backend": keras.backend.backend(),
+            "versions": {
+                "keras": keras.__version__,
+                "keras_pbasr": package_version("keras-pbasr"),
+                **backend_versions(),
+            },
+        }
+        base = out_dir / f"{self.name}-{keras.backend.backend()}"
+        json_path = base.with_suffix(".json")
+        md_path = base.with_suffix(".md")
+        payload = {**stamp, "timings": [asdict(t) for t in self.timings], "notes": self.notes}
+        json_path.write_text(json.dumps(payload, indent=2))
+        lines = [
+            f"# Benchmark `{self.name}`",
+            "",
+            f"- command: `{stamp['command']}`",
+            f"- date: {stamp['date']}",
+            f"- machine: {stamp['machine']['cpu']} ({stamp['machine']['cpu_count']} cores), "
+            f"{stamp['machine']['platform']}, Python {stamp['machine']['python']}",
+            f"- Keras backend: {stamp['keras_backend']}; versions: "
+            + ", ".join(f"{k} {v}" for k, v in stamp["versions"].items() if v),
+            "",
+            "| group | name | median ms | min ms | max ms | ratio to reference | extra |",
+            "|---|---|---:|---:|---:|---:|---|",
+        ]
+        for t in self.timings:
+            ratio = "reference" if t.is_reference else (
+                f"{t.ratio_to_reference:.2f}x" if t.ratio_to_reference is not None else "-"
+            )
+            extra = ", ".join(f"{k}={v}" for k, v in t.extra.items())
+            lines.append(
+                f"| {t.group} | {t.name} | {t.median_s * 1e3:.2f} | {t.min_s * 1e3:.2f} | "
+                f"{t.max_s * 1e3:.2f} | {ratio} | {extra} |"
+            )
+        if self.notes:
+            lines += ["", *[f"- {n}" for n in self.notes]]
+        md_path.write_text("\n".join(lines) + "\n")
+        print(f"wrote {md_path} and {json_path}")
+        return md_path, json_path

@@ -1,0 +1,85 @@
+"""SRVGGNetCompact, the Real-ESRGAN compact generator (realesr-general-x4v3, animevideov3)."""
+
+from __future__ import annotations
+
+import keras
+
+from keras_pbasr.layers.pixel_shuffle import PixelShuffle
+
+
+@keras.saving.register_keras_serializable(package="keras_pbasr")
+class SRVGGNetCompact(keras.Model):
+    """A plain VGG-style body at LR resolution, a pixel shuffle, and a nearest-upsampled
+    input added as a global residual.
+
+    Inputs are channels_last RGB in [0, 1] of any height and width; the output is
+    (N, upscale*H, upscale*W, num_out_ch) in float32 under any dtype policy.
+
+    Example:
+    >>> import numpy as np
+    >>> model = SRVGGNetCompact(num_feat=64, num_conv=32, upscale=4)  # realesr-general-x4v3
+    >>> model(np.zeros((1, 16, 16, 3), "float32")).shape
+    (1, 64, 64, 3)
+    """
+
+    def __init__(
+        self,
+        num_in_ch: int = 3,
+        num_out_ch: int = 3,
+        num_feat: int = 64,
+        num_conv: int = 16,
+        upscale: int = 4,
+        act_type: str = "prelu",
+        **kwargs,
+    ):
+        if act_type not in ("prelu", "leakyrelu", "relu"):
+            raise ValueError(f"act_type must be prelu, leakyrelu or relu, got {act_type!r}")
+
+        def activation(name):
+            if act_type == "prelu":
+                # torch nn.PReLU(num_parameters=num_feat): one slope per channel, init 0.25.
+                return keras.layers.PReLU(
+                    alpha_initializer=keras.initializers.Constant(0.25), shared_axes=[1, 2],
+                    name=name,
+                )
+            if act_type == "leakyrelu":
+                return keras.layers.LeakyReLU(negative_slope=0.1, name=name)
+            return keras.layers.ReLU(name=name)
+
+        inputs = keras.Input((None, None, num_in_ch), name="lr")
+        x = keras.layers.Conv2D(num_feat, 3, padding="same", name="body_0")(inputs)
+        x = activation("body_1")(x)
+        for i in range(num_conv):
+            x = keras.layers.Conv2D(num_feat, 3, padding="same", name=f"body_{2 * i + 2}")(x)
+            x = activation(f"body_{2 * i + 3}")(x)
+        x = keras.layers.Conv2D(
+            num_out_ch * upscale * upscale, 3, padding="same", name=f"body_{2 * num_conv + 2}"
+        )(x)
+        x = PixelShuffle(upscale, name="upsampler")(x)
+        base = keras.layers.UpSampling2D(upscale, interpolation="nearest", name="base")(inputs)
+        x = keras.layers.Add(name="residual")([x, base])
+        outputs = keras.layers.Activation("linear", dtype="float32", name="sr")(x)
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+
+        self.num_in_ch = num_in_ch
+        self.num_out_ch = num_out_ch
+        self.num_feat = num_feat
+        self.num_conv = num_conv
+        self.upscale = upscale
+        self.act_type = act_type
+
+    @property
+    def scale(self) -> int:
+        return self.upscale
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "num_in_ch": self.num_in_ch,
+            "num_out_ch": self.num_out_ch,
+            "num_feat": self.num_feat,
+            "num_conv": self.num_conv,
+            "upscale": self.upscale,
+            "act_type": self.act_type,
+        }

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The main job: sets up .venv if needed, then runs the end-to-end demo on the default backend.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh
+export TF_CPP_MIN_LOG_LEVEL=2
+.venv/bin/pbasr info
