@@ -151,7 +151,7 @@ class Benchmark:
                 f"{t.max_s * 1e3:.2f} | {ratio} | {extra} |"
             )
         if self.notes:
-            lines += ["", *[f"- {n}" for n in self.notes]]
+            lines += ["", *self.notes]
         md_path.write_text("\n".join(lines) + "\n")
         print(f"wrote {md_path} and {json_path}")
         return md_path, json_path

@@ -3,6 +3,7 @@
 Importing this package never imports TensorFlow; only `keras_pbasr.data` does, lazily.
 """
 
+from keras_pbasr import blurmap
 from keras_pbasr.version import __version__
 
-__all__ = ["__version__"]
+__all__ = ["__version__", "blurmap"]

@@ -1,0 +1,89 @@
+"""`pbasr blurmap INPUT OUTPUT_DIR`: blur masks (0 = blurred, 255 = sharp) for images without."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import time
+from pathlib import Path
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "blurmap",
+        help="estimate blur masks (0 = blurred, 255 = sharp) for images that have none",
+        description="Estimate blur masks for an image file or a folder of images. Each mask is "
+        "written as OUTPUT_DIR/<stem>.png (0 = blurred, 255 = sharp, the ReBlurSR convention). "
+        "The default estimator is training-free (multi-scale LBP sharpness, Yi & Eramian 2016, "
+        "with guided-filter refinement); --detector uses a learned Keras model instead.",
+    )
+    p.add_argument("input", type=Path, help="image file or folder (searched recursively)")
+    p.add_argument("output_dir", type=Path, help="folder for the masks")
+    p.add_argument("--soft", action="store_true", help="also write <stem>_soft.png maps")
+    p.add_argument(
+        "--stats", action="store_true",
+        help="write stats.csv: blurred fraction and ReBlurSR area class per image",
+    )
+    p.add_argument("--detector", type=Path, help="a .keras blur detector model")
+    p.add_argument("--threshold", type=float, help="fixed threshold instead of Otsu's")
+    p.add_argument("--overwrite", action="store_true", help="replace existing masks")
+    p.set_defaults(func=run)
+
+
+def list_images(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path} is neither an image file nor a folder")
+    files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise FileNotFoundError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {path}")
+    return files
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+    from PIL import Image
+
+    from keras_pbasr.blurmap import KerasBlurDetector, area_class, estimate
+
+    files = list_images(args.input)
+    stems = [f.stem for f in files]
+    dupes = {s for s in stems if stems.count(s) > 1}
+    if dupes:
+        raise ValueError(f"several input images share the stem(s) {sorted(dupes)[:5]}: "
+                         "masks are named by stem, so give one folder per set")
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    outputs = [args.output_dir / f"{f.stem}.png" for f in files]
+    inputs = {f.resolve() for f in files}
+    for out in outputs:
+        if out.resolve() in inputs:
+            raise ValueError(f"refusing to write the mask over its input image {out}")
+        if out.exists() and not args.overwrite:
+            raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
+    detector = KerasBlurDetector(args.detector) if args.detector else None
+
+    rows = []
+    start = time.perf_counter()
+    for i, (src, out) in enumerate(zip(files, outputs), 1):
+        result = estimate(src, detector=detector, threshold=args.threshold)
+        Image.fromarray(result.mask).save(out)
+        if args.soft:
+            soft = np.round(result.sharpness * 255).astype(np.uint8)
+            Image.fromarray(soft).save(out.with_name(f"{src.stem}_soft.png"))
+        fraction = result.blurred_fraction
+        rows.append((src.name, f"{fraction:.4f}", area_class(fraction)))
+        print(f"\r[{i}/{len(files)}] {src.name}: {fraction:.1%} blurred", end="", file=sys.stderr)
+    print(f"\nwrote {len(files)} masks to {args.output_dir} in "
+          f"{time.perf_counter() - start:.1f} s", file=sys.stderr)
+    if args.stats:
+        stats = args.output_dir / "stats.csv"
+        with open(stats, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["image", "blurred_fraction", "area_class"])
+            writer.writerows(rows)
+        print(f"wrote {stats}", file=sys.stderr)
+    return 0
