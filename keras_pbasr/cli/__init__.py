@@ -17,7 +17,9 @@ from keras_pbasr.version import __version__
 # Subcommand modules, in the order `pbasr --help` lists them.
 SUBCOMMAND_MODULES = [
     "keras_pbasr.cli.info",
+    "keras_pbasr.cli.convert",
     "keras_pbasr.cli.blurmap",
+    "keras_pbasr.cli.compare_backends",
 ]
 
 

@@ -1,0 +1,44 @@
+"""`pbasr compare-backends` on a tiny model and two backends, each in its own subprocess."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from keras_pbasr.cli import main
+
+pytestmark = pytest.mark.backend_agnostic
+
+
+def test_compare_two_backends_json(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    code = main([
+        "compare-backends", "--arch", "srvgg", "--config", '{"num_feat": 8, "num_conv": 2}',
+        "--backends", "jax,torch", "--size", "24x20", "--repeats", "2", "--out", str(out),
+    ])
+    assert code == 0
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["backends"]) == {"jax", "torch"}
+    for backend, r in report["backends"].items():
+        assert r["status"] == "ok", (backend, r)
+        assert r["latency_ms"]["eager"] > 0
+        assert set(r["throughput_mpix_s"]) >= {"eager"}
+        assert r["peak_rss_mb"] > 0
+        assert r["agreement"]["reference_backend"] == "jax"
+        assert r["agreement"]["output_max_abs"] <= 1e-4
+    assert report["backends"]["jax"]["agreement"]["output_max_abs"] == 0.0
+    assert report["input_shape"] == [1, 24, 20, 3]
+    assert (out / "report.md").read_text().count("| ok |") == 2
+    assert (out / "latency.png").stat().st_size > 1000
+    assert "jax" in capsys.readouterr().out
+
+
+def test_missing_backend_is_reported_not_raised(tmp_path):
+    from keras_pbasr.compare import compare_backends
+
+    report = compare_backends(
+        arch="srvgg", arch_config={"num_feat": 4, "num_conv": 1},
+        backends=("no_such_backend",), repeats=1, out_dir=tmp_path,
+    )
+    assert report["backends"]["no_such_backend"]["status"] == "unknown backend"
