@@ -15,7 +15,8 @@ def test_compare_two_backends_json(tmp_path, capsys):
     out = tmp_path / "cmp"
     code = main([
         "compare-backends", "--arch", "srvgg", "--config", '{"num_feat": 8, "num_conv": 2}',
-        "--backends", "jax,torch", "--size", "24x20", "--repeats", "2", "--out", str(out),
+        "--backends", "jax,torch", "--size", "8x12", "--repeats", "2", "--train-steps", "2",
+        "--out", str(out),
     ])
     assert code == 0
     report = json.loads((out / "report.json").read_text())
@@ -27,18 +28,27 @@ def test_compare_two_backends_json(tmp_path, capsys):
         assert r["peak_rss_mb"] > 0
         assert r["agreement"]["reference_backend"] == "jax"
         assert r["agreement"]["output_max_abs"] <= 1e-4
+        assert r["train"]["steps"] == 2 and r["train"]["step_ms_median"] > 0
+        assert r["agreement"]["train_weights_max_abs"] <= 1e-4
     assert report["backends"]["jax"]["agreement"]["output_max_abs"] == 0.0
-    assert report["input_shape"] == [1, 24, 20, 3]
+    assert report["input_shape"] == [1, 8, 12, 3]
     assert (out / "report.md").read_text().count("| ok |") == 2
     assert (out / "latency.png").stat().st_size > 1000
     assert "jax" in capsys.readouterr().out
 
 
-def test_missing_backend_is_reported_not_raised(tmp_path):
-    from keras_pbasr.compare import compare_backends
+def test_missing_backend_is_reported_not_raised(tmp_path, monkeypatch):
+    from keras_pbasr.compare import compare_backends, runner
 
+    real_find_spec = runner.importlib.util.find_spec
+    monkeypatch.setattr(
+        runner.importlib.util, "find_spec",
+        lambda name: None if name == "torch" else real_find_spec(name),
+    )
     report = compare_backends(
         arch="srvgg", arch_config={"num_feat": 4, "num_conv": 1},
-        backends=("no_such_backend",), repeats=1, out_dir=tmp_path,
+        backends=("torch", "no_such_backend"), repeats=1, out_dir=tmp_path,
     )
+    assert report["backends"]["torch"]["status"] == "not installed"
     assert report["backends"]["no_such_backend"]["status"] == "unknown backend"
+    assert "not installed" in (tmp_path / "report.md").read_text()

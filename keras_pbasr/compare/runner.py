@@ -88,6 +88,11 @@ def compare_backends(
     model(x)
     shared_preset = save_to_preset(model, work / "preset")
     np.save(work / "input.npy", x)
+    training_spec = {}
+    if train_steps:
+        from keras_pbasr.compare.training import write_training_inputs
+
+        training_spec = write_training_inputs(model, size, work, seed)
 
     results = {}
     for backend in backends:
@@ -102,7 +107,7 @@ def compare_backends(
         spec = {
             "backend": backend, "preset": str(shared_preset), "input": str(work / "input.npy"),
             "device": device, "warmup": warmup, "repeats": repeats, "train_steps": train_steps,
-            "seed": seed, "out_dir": str(backend_dir),
+            "seed": seed, "out_dir": str(backend_dir), **training_spec,
         }
         spec_path = backend_dir / "spec.json"
         spec_path.write_text(json.dumps(spec))
