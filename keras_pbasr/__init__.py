@@ -3,7 +3,33 @@
 Importing this package never imports TensorFlow; only `keras_pbasr.data` does, lazily.
 """
 
-from keras_pbasr import blurmap
+from keras_pbasr import blurmap, metrics, presets
+from keras_pbasr.export import export
+from keras_pbasr.inference import upscale
+from keras_pbasr.metrics.evaluation import evaluate
+from keras_pbasr.models.discriminators import (
+    ConditionalUNetDiscriminatorSN,
+    UNetDiscriminatorSN,
+)
+from keras_pbasr.models.rrdbnet.rrdbnet_backbone import RRDBNet
+from keras_pbasr.models.srformer.srformer_backbone import SRFormer
+from keras_pbasr.models.srvgg.srvgg_backbone import SRVGGNetCompact
+from keras_pbasr.trainer import CrossFusion, PBaSRTrainer
 from keras_pbasr.version import __version__
 
-__all__ = ["__version__", "blurmap"]
+__all__ = [
+    "ConditionalUNetDiscriminatorSN",
+    "CrossFusion",
+    "PBaSRTrainer",
+    "RRDBNet",
+    "SRFormer",
+    "SRVGGNetCompact",
+    "UNetDiscriminatorSN",
+    "__version__",
+    "blurmap",
+    "evaluate",
+    "export",
+    "metrics",
+    "presets",
+    "upscale",
+]

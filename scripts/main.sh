@@ -4,4 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 export TF_CPP_MIN_LOG_LEVEL=2
-.venv/bin/pbasr info
+# Options (e.g. --out DIR, --overwrite, --quick, --warmup-steps N) pass through to the demo.
+.venv/bin/python examples/demo.py "$@"

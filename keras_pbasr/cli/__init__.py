@@ -17,9 +17,14 @@ from keras_pbasr.version import __version__
 # Subcommand modules, in the order `pbasr --help` lists them.
 SUBCOMMAND_MODULES = [
     "keras_pbasr.cli.info",
+    "keras_pbasr.cli.train",
     "keras_pbasr.cli.convert",
     "keras_pbasr.cli.blurmap",
     "keras_pbasr.cli.compare_backends",
+    "keras_pbasr.cli.upscale",
+    "keras_pbasr.cli.export",
+    "keras_pbasr.cli.weights",
+    "keras_pbasr.cli.evaluate",
 ]
 
 

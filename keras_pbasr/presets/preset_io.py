@@ -10,6 +10,7 @@ A preset directory holds:
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 from datetime import datetime, timezone
 from pathlib import Path
@@ -84,6 +85,25 @@ def read_metadata(preset_dir: str | Path) -> dict:
         raise PresetError(f"{path} is not valid JSON: {exc}") from exc
 
 
+def import_class_module(config: dict, source: str | Path) -> None:
+    """Imports the module that defines the preset's class, so it is registered with Keras.
+
+    This is the hook that lets a preset hold any keras_pbasr class (a backbone, a trainer):
+    config.json names it (`module`, `registered_name`) and loading returns that class.
+    """
+    import keras_pbasr.models  # noqa: F401  (the backbones, for configs without `module`)
+
+    module = config.get("module") if isinstance(config, dict) else None
+    if isinstance(module, str) and module.split(".")[0] == "keras_pbasr":
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise PresetError(
+                f"{source} names {config.get('registered_name')} from module {module}, "
+                f"which this installation cannot import: {exc}"
+            ) from exc
+
+
 def load_preset_dir(preset_dir: str | Path, load_weights: bool = True) -> keras.Model:
     """Builds the model that `preset_dir/config.json` names and loads its weights."""
     preset_dir = Path(preset_dir)
@@ -96,9 +116,7 @@ def load_preset_dir(preset_dir: str | Path, load_weights: bool = True) -> keras.
         config = json.loads(config_path.read_text())
     except json.JSONDecodeError as exc:
         raise PresetError(f"{config_path} is not valid JSON: {exc}") from exc
-    # Registering the package's classes happens on import of the model modules.
-    import keras_pbasr.models  # noqa: F401
-
+    import_class_module(config, config_path)
     try:
         model = keras.saving.deserialize_keras_object(config)
     except Exception as exc:

@@ -1,0 +1,152 @@
+"""`pbasr upscale INPUT OUTPUT --preset NAME_OR_DIR`: super-resolve an image file or a folder."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "upscale",
+        help="super-resolve an image file or a folder of images with a preset",
+        description="Super-resolve INPUT (an image file, or a folder whose images are processed, "
+        "not recursively) into OUTPUT (a file, or a folder that is created). Grayscale stays "
+        "grayscale, alpha is kept, 16-bit stays 16-bit. Images are processed in overlapping "
+        "tiles so memory stays bounded. Existing outputs are never replaced without "
+        "--overwrite, and an input is never written over.",
+    )
+    p.add_argument("input", type=Path, help="image file or folder")
+    p.add_argument("output", type=Path, help="output file, or folder (for a folder INPUT)")
+    p.add_argument(
+        "--preset", required=True,
+        help="a built-in name (keras_pbasr.presets.list_presets()), a preset directory, "
+        "hf://OWNER/REPO, kaggle://OWNER/MODEL/FRAMEWORK/VARIATION or https://...#sha256=HEX",
+    )
+    p.add_argument("--tile", type=int, default=256,
+                   help="tile size in input pixels; 0 = whole image at once (default 256)")
+    p.add_argument("--tile-overlap", type=int, default=32,
+                   help="pixels shared by neighbouring tiles (default 32)")
+    p.add_argument("--outscale", type=float, default=None,
+                   help="final scale (default: the network's); other values resize with Lanczos")
+    p.add_argument("--alpha", choices=("model", "resize"), default="model",
+                   help="upscale an alpha channel with the network or by resizing")
+    p.add_argument("--precision", choices=("float32", "mixed_float16", "mixed_bfloat16"),
+                   default="float32")
+    p.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass")
+    p.add_argument("--ext", default=None,
+                   help="output format for folders, e.g. png (default: the input's, or png "
+                   "where the input's cannot hold the result)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.set_defaults(func=run)
+
+
+def _list_inputs(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise FileNotFoundError(f"input {path} is neither an image file nor a folder")
+    files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {path}")
+    return files
+
+
+def _output_suffix(source: Path, ext: str | None) -> str:
+    if ext:
+        return "." + ext.lower().lstrip(".")
+    return source.suffix.lower()
+
+
+def plan_outputs(input_path: Path, output: Path, ext: str | None) -> list[tuple[Path, Path]]:
+    """(input, output) pairs; folder inputs map to OUTPUT/<stem><suffix>."""
+    files = _list_inputs(input_path)
+    if input_path.is_dir() or output.is_dir():
+        if output.exists() and not output.is_dir():
+            raise NotADirectoryError(f"{output} is a file; a folder INPUT needs a folder OUTPUT")
+        pairs = [(f, output / f"{f.stem}{_output_suffix(f, ext)}") for f in files]
+    else:
+        pairs = [(files[0], output.with_suffix("." + ext.lstrip(".")) if ext else output)]
+    outputs = [out for _, out in pairs]
+    if len(set(outputs)) != len(outputs):
+        raise ValueError("several inputs share a stem and would write the same output; use --ext")
+    inputs = {f.resolve() for f in files}
+    for out in outputs:
+        if out.resolve() in inputs:
+            raise ValueError(f"refusing to write over the input image {out}")
+    return pairs
+
+
+def _fit_suffix(out: Path, image) -> Path:
+    """PNG where the chosen format cannot hold the result (alpha in JPEG, 16-bit colour)."""
+    import numpy as np
+
+    suffix = out.suffix.lower()
+    has_alpha = image.ndim == 3 and image.shape[-1] == 4
+    sixteen = image.dtype == np.uint16
+    if (has_alpha and suffix in (".jpg", ".jpeg")) or (
+        sixteen and suffix not in (".png", ".tif", ".tiff")
+    ) or (sixteen and image.ndim == 3 and suffix != ".png"):
+        return out.with_suffix(".png")
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from keras_pbasr.inference import read_image, upscale, write_image
+    from keras_pbasr.inference.image_io import UnsupportedImageError
+    from keras_pbasr.presets import PresetError, from_preset
+
+    try:
+        pairs = plan_outputs(args.input, args.output, args.ext)
+        existing = [out for _, out in pairs if out.exists()]
+        if existing and not args.overwrite:
+            raise FileExistsError(
+                f"{len(existing)} output(s) exist, e.g. {existing[0]}; pass --overwrite to "
+                "replace them"
+            )
+        model = from_preset(args.preset)
+    except (PresetError, FileExistsError, FileNotFoundError, NotADirectoryError,
+            ValueError) as exc:
+        print(f"pbasr upscale: error: {exc}", file=sys.stderr)
+        return 1
+
+    inputs = {source.resolve() for source, _ in pairs}
+    start = time.perf_counter()
+    total = len(pairs)
+    failures = 0
+    for index, (source, out) in enumerate(pairs, 1):
+        label = f"[{index}/{total}] {source.name}"
+
+        def progress(done: int, tiles: int, label: str = label) -> None:
+            width = 24
+            filled = width * done // tiles
+            bar = "#" * filled + "." * (width - filled)
+            print(f"\r{label} [{bar}] {done}/{tiles} tiles", end="", file=sys.stderr, flush=True)
+
+        try:
+            image = read_image(source)
+            result = upscale(
+                model, image, tile=args.tile or None, tile_overlap=args.tile_overlap,
+                outscale=args.outscale, alpha=args.alpha, precision=args.precision,
+                batch_size=args.batch_size, progress=progress,
+            )
+            out = _fit_suffix(out, result)
+            if out.resolve() in inputs:
+                raise ValueError(f"refusing to write over the input image {out}")
+            if out.exists() and not args.overwrite:
+                raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
+            out.parent.mkdir(parents=True, exist_ok=True)
+            write_image(out, result)
+        except (UnsupportedImageError, FileExistsError, ValueError, OSError) as exc:
+            failures += 1
+            print(f"\n{label}: error: {exc}", file=sys.stderr)
+            continue
+        print(f"\r{label} -> {out} ({result.shape[1]}x{result.shape[0]})" + " " * 20,
+              file=sys.stderr)
+    elapsed = time.perf_counter() - start
+    print(f"upscaled {total - failures} of {total} image(s) in {elapsed:.1f} s", file=sys.stderr)
+    return 1 if failures else 0

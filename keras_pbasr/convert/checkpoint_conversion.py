@@ -1,0 +1,142 @@
+"""`convert_checkpoint`: an official PyTorch checkpoint -> a keras_pbasr preset directory."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from keras_pbasr.convert import parallel_net
+from keras_pbasr.convert.registry import (
+    ArchitectureConverter,
+    ConversionError,
+    get_converter,
+    infer_converter,
+)
+from keras_pbasr.convert.torch_checkpoint import (
+    DEFAULT_STATE_DICT_KEYS,
+    read_torch_checkpoint,
+    select_state_dict,
+    state_dict_to_numpy,
+)
+
+# Subfolders of the output preset that hold the two PBaSR branches (save_branches=True).
+GENERAL_BRANCH_DIR = "general_branch"
+BLUR_BRANCH_DIR = "blur_branch"
+
+
+def convert_checkpoint(
+    path: str | Path,
+    output_dir: str | Path,
+    arch: str | None = None,
+    strict: bool = True,
+    key: str | None = None,
+    save_branches: bool = False,
+    overwrite: bool = False,
+    config_overrides: dict | None = None,
+) -> Path:
+    """Converts a PyTorch checkpoint into a preset directory and returns its path.
+
+    Args:
+        path: a .pth/.pt file (Real-ESRGAN / BasicSR, ESRGAN / BSRGAN, PBaSR ParallelNet...).
+        output_dir: the preset directory to write (config.json, model.weights.h5,
+            metadata.json); load it with `keras_pbasr.presets.preset_io.load_preset_dir`.
+        arch: a registered converter name (`available_converters()`); inferred from the
+            keys when None.
+        strict: raise on any missing, unexpected or mis-shaped key (listing them all);
+            with False, convert what fits and record what was skipped in metadata.json.
+        key: the checkpoint entry holding the weights (e.g. "params_ema"). By default
+            params_ema, then params; for PBaSR ParallelNet files `params` first, as the
+            official code does.
+        save_branches: for ParallelNet files, also write the general and blur branches as
+            presets in `output_dir/general_branch` and `output_dir/blur_branch`.
+        overwrite: allow writing into a non-empty `output_dir`.
+        config_overrides: constructor arguments that the keys cannot tell (e.g.
+            {"act_type": "leakyrelu"} for SRVGGNetCompact without PReLU weights).
+
+    Example:
+    >>> convert_checkpoint("RealESRGAN_x4plus.pth", "presets/realesrgan_x4")  # doctest: +SKIP
+    PosixPath('presets/realesrgan_x4')
+    """
+    from keras_pbasr.presets.preset_io import file_sha256, save_to_preset
+
+    path, output_dir = Path(path), Path(output_dir)
+    if output_dir.exists() and any(output_dir.iterdir()) and not overwrite:
+        raise FileExistsError(f"{output_dir} exists and is not empty; pass overwrite=True")
+    checkpoint = read_torch_checkpoint(path)
+    state_dict, used_key = _select_weights(checkpoint, key, str(path))
+    weights = state_dict_to_numpy(state_dict)
+
+    metadata = {
+        "source_file": path.name,
+        "source_sha256": file_sha256(path),
+        "source_state_dict_key": used_key,
+        "strict": strict,
+    }
+    branches = None
+    if parallel_net.is_parallel_net(weights):
+        general, blur = parallel_net.split_branches(weights, str(path))
+        branches = {"general": general, "blur": blur}
+        weights = parallel_net.average_branches(general, blur)
+        metadata["pbasr_weights"] = "deployed: 0.5 * general_branch + 0.5 * defocus_branch"
+    elif save_branches:
+        raise ValueError(
+            f"save_branches needs a PBaSR ParallelNet checkpoint ({parallel_net.GENERAL_PREFIX}* "
+            f"and {parallel_net.BLUR_PREFIX}* keys); {path} has none"
+        )
+
+    converter = get_converter(arch) if arch else infer_converter(weights, str(path))
+    model, report = _convert(converter, weights, strict, config_overrides, str(path))
+    metadata.update(arch=converter.name, conversion=report.as_dict())
+    save_to_preset(model, output_dir, metadata=metadata, overwrite=overwrite)
+
+    if save_branches and branches is not None:
+        for name, folder, prefix in (
+            ("general", GENERAL_BRANCH_DIR, parallel_net.GENERAL_PREFIX),
+            ("blur", BLUR_BRANCH_DIR, parallel_net.BLUR_PREFIX),
+        ):
+            branch_model, branch_report = _convert(
+                converter, branches[name], strict, config_overrides, f"{path} ({prefix}*)"
+            )
+            save_to_preset(
+                branch_model,
+                output_dir / folder,
+                metadata={**metadata, "pbasr_weights": f"{prefix}* only",
+                          "conversion": branch_report.as_dict()},
+                overwrite=overwrite,
+            )
+    return output_dir
+
+
+def _select_weights(checkpoint: object, key: str | None, source: str):
+    if key is None and isinstance(checkpoint, Mapping):
+        # PBaSR stores its ParallelNet under `params` (params_ema may be stale); prefer it.
+        params = checkpoint.get("params")
+        if isinstance(params, Mapping) and parallel_net.is_parallel_net(
+            k.removeprefix("module.") for k in params
+        ):
+            return select_state_dict(checkpoint, "params", source=source)
+    return select_state_dict(checkpoint, key, DEFAULT_STATE_DICT_KEYS, source=source)
+
+
+def _convert(
+    converter: ArchitectureConverter,
+    weights: Mapping[str, np.ndarray],
+    strict: bool,
+    config_overrides: dict | None,
+    source: str,
+):
+    try:
+        model, report = converter.convert(
+            weights, strict=strict, config_overrides=config_overrides
+        )
+    except ConversionError as exc:
+        raise ConversionError(f"{source} as {converter.name}: {exc}", exc.report) from exc
+    if not report.ok:
+        warnings.warn(
+            f"non-strict conversion of {source} skipped tensors:\n{report.summary()}",
+            stacklevel=3,
+        )
+    return model, report

@@ -1,0 +1,150 @@
+"""Reading PyTorch checkpoints (.pth / .pt) as numpy state dicts, without executing pickled code.
+
+`torch.load(weights_only=True)` only rebuilds tensors and plain containers; anything else in
+the pickle (a class, a function) is refused instead of run. torch is needed only here and is
+imported lazily, so the rest of the package works without it.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+# Where BasicSR / Real-ESRGAN / PBaSR keep the weights inside a checkpoint dict.
+DEFAULT_STATE_DICT_KEYS = ("params_ema", "params", "state_dict", "model")
+
+
+class CheckpointError(ValueError):
+    """A file is missing, is not a PyTorch checkpoint, is truncated, or holds no state dict."""
+
+
+def read_torch_checkpoint(path: str | Path) -> object:
+    """Returns what `torch.load(path, weights_only=True, map_location="cpu")` returns, with
+    errors that name the file and say what is wrong with it."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        import torch
+    except ImportError as exc:
+        raise CheckpointError(
+            f"reading {path} needs PyTorch: pip install 'keras-pbasr[torch]' (torch==2.13.0)"
+        ) from exc
+
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if not head:
+        raise CheckpointError(f"{path} is empty, not a PyTorch checkpoint")
+    is_zip_container = head == b"PK\x03\x04"
+    # torch >= 1.6 writes a zip archive; a zip whose central directory is gone was cut short.
+    if is_zip_container and not zipfile.is_zipfile(path):
+        raise CheckpointError(
+            f"{path} is truncated or corrupt: its zip archive has no central directory "
+            f"({path.stat().st_size} bytes); download or copy it again"
+        )
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except EOFError as exc:
+        raise CheckpointError(f"{path} is truncated: the pickle ended early ({exc})") from exc
+    except Exception as exc:  # torch raises several types (UnpicklingError, RuntimeError, ...)
+        text = str(exc)
+        if "Weights only load failed" in text:
+            raise CheckpointError(
+                f"{path} holds objects other than tensors and plain containers; it is not "
+                "loaded because that would execute code from the file. Re-save its state "
+                "dict with torch.save(model.state_dict(), path)."
+            ) from exc
+        if is_zip_container:
+            raise CheckpointError(f"{path} is a corrupt PyTorch checkpoint: {text}") from exc
+        raise CheckpointError(
+            f"{path} is not a PyTorch checkpoint (torch.load failed: {text.splitlines()[0]})"
+        ) from exc
+
+
+def select_state_dict(
+    checkpoint: object,
+    key: str | None = None,
+    candidates: Sequence[str] = DEFAULT_STATE_DICT_KEYS,
+    source: str = "checkpoint",
+) -> tuple[Mapping[str, object], str | None]:
+    """Picks the state dict inside a loaded checkpoint.
+
+    With `key`, `checkpoint[key]` must exist. Otherwise the first of `candidates` present is
+    used, and a dict that already maps names to tensors is used as is. Returns the state dict
+    and the key it came from (None for a bare state dict).
+    """
+    if not isinstance(checkpoint, Mapping):
+        raise CheckpointError(
+            f"{source} holds a {type(checkpoint).__name__}, not a dict of tensors"
+        )
+    if key is not None:
+        if key not in checkpoint:
+            raise CheckpointError(
+                f"{source} has no entry {key!r}; its top-level keys are {_preview(checkpoint)}"
+            )
+        state_dict, used = checkpoint[key], key
+    else:
+        used = next((k for k in candidates if isinstance(checkpoint.get(k), Mapping)), None)
+        state_dict = checkpoint if used is None else checkpoint[used]
+    if not isinstance(state_dict, Mapping) or not any(
+        _is_tensor(v) for v in state_dict.values()
+    ):
+        where = f"entry {used!r} of {source}" if used else source
+        raise CheckpointError(
+            f"{where} is not a state dict (no tensors found); top-level keys: "
+            f"{_preview(checkpoint)}; pick one with key=... (CLI: --key)"
+        )
+    return state_dict, used
+
+
+def state_dict_to_numpy(state_dict: Mapping[str, object]) -> dict[str, np.ndarray]:
+    """Tensors -> float32 (floating) or native-dtype numpy arrays; `module.` prefixes
+    (DataParallel / DistributedDataParallel) are stripped. Non-tensor entries are dropped."""
+    arrays = {}
+    for name, value in state_dict.items():
+        if not _is_tensor(value):
+            continue
+        tensor = value.detach().cpu()
+        if tensor.is_floating_point():
+            tensor = tensor.float()  # half / bfloat16 checkpoints convert in float32
+        arrays[strip_module_prefix(name)] = tensor.numpy().copy()
+    return arrays
+
+
+def load_torch_state_dict(
+    path: str | Path, key: str | None = None
+) -> dict[str, np.ndarray]:
+    """Reads a .pth/.pt file and returns its state dict as numpy arrays.
+
+    `key` selects the entry holding the weights (e.g. "params_ema" or "params"); by default
+    the first of params_ema, params, state_dict, model is used, or the file itself when it
+    is a bare state dict.
+
+    Example:
+    >>> sd = load_torch_state_dict("RealESRGAN_x4plus.pth")  # doctest: +SKIP
+    >>> sd["conv_first.weight"].shape  # doctest: +SKIP
+    (64, 3, 3, 3)
+    """
+    state_dict, _ = select_state_dict(read_torch_checkpoint(path), key, source=str(path))
+    return state_dict_to_numpy(state_dict)
+
+
+def strip_module_prefix(name: str) -> str:
+    while name.startswith("module."):
+        name = name[len("module."):]
+    return name
+
+
+def _is_tensor(value: object) -> bool:
+    import torch
+
+    return isinstance(value, torch.Tensor)
+
+
+def _preview(mapping: Mapping, limit: int = 8) -> str:
+    keys = [str(k) for k in list(mapping)[:limit]]
+    more = f", ... ({len(mapping)} in all)" if len(mapping) > limit else ""
+    return "[" + ", ".join(keys) + more + "]"

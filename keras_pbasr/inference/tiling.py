@@ -1,0 +1,82 @@
+"""Pure numpy geometry for tiled inference: edge padding, tile positions, feathered weights.
+
+A tile of `tile` LR pixels is run through the network with `overlap` pixels shared with each
+neighbour. Within a shared strip, the outer quarter next to each tile's inner edge is discarded
+(it saw zero padding instead of the neighbouring pixels), and the middle half is cross-faded
+linearly, so seams vanish whenever overlap/4 covers the network's effective receptive field.
+Tile weights are outer products of 1D weights over a regular grid, hence blending needs no
+full-size weight map: the 1D weight sums normalise each tile before it is added.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def symmetric_pad_amount(size: int, multiple: int) -> int:
+    """Pixels added after `size` so it becomes a multiple of `multiple`.
+
+    Like the official PBaSR inference, a size that is already a multiple still gets
+    `multiple` pixels (1..multiple are added, never 0).
+    """
+    if multiple <= 1:
+        return 0
+    return multiple - size % multiple
+
+
+def pad_symmetric(image: np.ndarray, multiple: int) -> np.ndarray:
+    """Pads an (H, W, C) array at the bottom and right by mirroring (numpy 'symmetric')."""
+    pad_h = symmetric_pad_amount(image.shape[0], multiple)
+    pad_w = symmetric_pad_amount(image.shape[1], multiple)
+    if pad_h == 0 and pad_w == 0:
+        return image
+    # 'symmetric' needs pad <= size per application; repeat for tiny images.
+    while pad_h or pad_w:
+        step_h, step_w = min(pad_h, image.shape[0]), min(pad_w, image.shape[1])
+        image = np.pad(image, ((0, step_h), (0, step_w), (0, 0)), mode="symmetric")
+        pad_h, pad_w = pad_h - step_h, pad_w - step_w
+    return image
+
+
+def tile_starts(size: int, tile: int, overlap: int, multiple: int = 1) -> list[int]:
+    """Start offsets of tiles of length `tile` covering [0, size) with at least `overlap` shared.
+
+    Starts are multiples of `multiple` (the network's size constraint) and the last tile ends
+    exactly at `size`, which must itself be a multiple of `multiple`.
+    """
+    if tile >= size:
+        return [0]
+    stride = (tile - overlap) // multiple * multiple
+    if stride < 1:
+        raise ValueError(
+            f"tile ({tile}) minus tile_overlap ({overlap}) must be at least {multiple} pixels"
+        )
+    count = math.ceil((size - tile) / stride) + 1
+    starts = [min(i * stride, size - tile) for i in range(count)]
+    return sorted(set(starts))
+
+
+def feather_weights(starts: list[int], tile: int, size: int, overlap: int) -> list[np.ndarray]:
+    """Normalised 1D blending weights (one array of length `tile` per start).
+
+    Sides at the image border keep weight 1; inner sides are zero over overlap/4 pixels and
+    ramp linearly to 1 over the next overlap/2. The weights at each position sum to 1.
+    """
+    margin, ramp = overlap / 4.0, max(overlap / 2.0, 1.0)
+    position = np.arange(tile, dtype=np.float64) + 0.5
+    raw = []
+    for start in starts:
+        w = np.ones(tile, dtype=np.float64)
+        if start > 0:
+            w = np.minimum(w, np.clip((position - margin) / ramp, 0.0, 1.0))
+        if start + tile < size:
+            w = np.minimum(w, np.clip((tile - position - margin) / ramp, 0.0, 1.0))
+        raw.append(w)
+    total = np.zeros(size, dtype=np.float64)
+    for start, w in zip(starts, raw):
+        total[start : start + tile] += w
+    if np.any(total <= 0):
+        raise ValueError(f"tiles {starts} of {tile} px leave part of {size} px without weight")
+    return [(w / total[s : s + tile]).astype(np.float32) for s, w in zip(starts, raw)]

@@ -1,0 +1,8 @@
+"""Per-pixel U-Net discriminators with torch-faithful spectral norm."""
+
+from keras_pbasr.models.discriminators.conditional_unet_discriminator import (
+    ConditionalUNetDiscriminatorSN,
+)
+from keras_pbasr.models.discriminators.unet_discriminator import UNetDiscriminatorSN
+
+__all__ = ["ConditionalUNetDiscriminatorSN", "UNetDiscriminatorSN"]

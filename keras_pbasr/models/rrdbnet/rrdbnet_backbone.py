@@ -1,0 +1,197 @@
+"""RRDBNet, the ESRGAN / Real-ESRGAN generator (BasicSR layout and names)."""
+
+from __future__ import annotations
+
+import keras
+
+from keras_pbasr.layers.pixel_shuffle import PixelUnshuffle
+
+# Real-ESRGAN runs x2 and x1 models at 1/4 of the pixels by pixel-unshuffling the input
+# first, so every scale shares the x4 body and its two x2 upsampling steps.
+UNSHUFFLE_FOR_SCALE = {4: 1, 2: 2, 1: 4}
+RESIDUAL_SCALE = 0.2
+
+
+@keras.saving.register_keras_serializable(package="keras_pbasr")
+class ScaledResidual(keras.layers.Layer):
+    """`shortcut + scale * residual`, the residual scaling of ESRGAN's dense blocks."""
+
+    def __init__(self, scale: float = RESIDUAL_SCALE, **kwargs):
+        super().__init__(**kwargs)
+        self.scale = float(scale)
+
+    def call(self, shortcut, residual):
+        return shortcut + residual * keras.ops.cast(self.scale, residual.dtype)
+
+    def compute_output_shape(self, shortcut_shape, residual_shape):
+        return shortcut_shape
+
+    def get_config(self):
+        return {**super().get_config(), "scale": self.scale}
+
+
+def reflect_indices(length, multiple: int):
+    """Indices 0..length-1 followed by the mirror image without the edge (numpy / torch
+    'reflect'), up to the next multiple of `multiple`; works on symbolic lengths."""
+    padded = (length + multiple - 1) // multiple * multiple
+    positions = keras.ops.arange(padded)
+    return keras.ops.where(positions < length, positions, 2 * (length - 1) - positions)
+
+
+@keras.saving.register_keras_serializable(package="keras_pbasr")
+class ReflectPadForUnshuffle(keras.layers.Layer):
+    """Reflect-pads the bottom and right of (N, H, W, C) to multiples of `multiple`, as
+    Real-ESRGAN's inference does before an x2 / x1 RRDBNet, so any input size works."""
+
+    def __init__(self, multiple: int, **kwargs):
+        super().__init__(**kwargs)
+        self.multiple = int(multiple)
+
+    def call(self, x):
+        # A gather rather than ops.pad(mode="reflect"): torch's reflect pad rejects a zero
+        # pad on one axis and half precision on CPU.
+        _, height, width, _ = keras.ops.shape(x)
+        x = keras.ops.take(x, reflect_indices(height, self.multiple), axis=1)
+        return keras.ops.take(x, reflect_indices(width, self.multiple), axis=2)
+
+    def compute_output_shape(self, input_shape):
+        def padded(size):
+            return None if size is None else -(-size // self.multiple) * self.multiple
+
+        n, h, w, c = input_shape
+        return (n, padded(h), padded(w), c)
+
+    def get_config(self):
+        return {**super().get_config(), "multiple": self.multiple}
+
+
+@keras.saving.register_keras_serializable(package="keras_pbasr")
+class CropToScaledInputSize(keras.layers.Layer):
+    """Crops `sr` to (scale*H, scale*W) of the unpadded input `lr`; called on (sr, lr)."""
+
+    def __init__(self, scale: int, **kwargs):
+        super().__init__(**kwargs)
+        self.scale = int(scale)
+
+    def call(self, sr, lr):
+        _, height, width, _ = keras.ops.shape(lr)
+        return sr[:, : height * self.scale, : width * self.scale, :]
+
+    def compute_output_shape(self, sr_shape, lr_shape):
+        def scaled(size):
+            return None if size is None else size * self.scale
+
+        return (sr_shape[0], scaled(lr_shape[1]), scaled(lr_shape[2]), sr_shape[3])
+
+    def get_config(self):
+        return {**super().get_config(), "scale": self.scale}
+
+
+def _conv(filters: int, name: str, activate: bool) -> keras.layers.Conv2D:
+    # LeakyReLU(0.2) fused into the conv (keras.activations.leaky_relu defaults to 0.2).
+    return keras.layers.Conv2D(
+        filters, 3, padding="same", activation="leaky_relu" if activate else None, name=name
+    )
+
+
+def residual_dense_block(x, num_feat: int, num_grow_ch: int, name: str):
+    """conv1..conv5 over the growing concatenation [x, x1, ..., x4]; x + 0.2 * x5."""
+    features = [x]
+    for i in range(1, 5):
+        inputs = features[0] if i == 1 else keras.layers.Concatenate(
+            name=f"{name}_concat{i}"
+        )(features)
+        features.append(_conv(num_grow_ch, f"{name}_conv{i}", activate=True)(inputs))
+    x5 = _conv(num_feat, f"{name}_conv5", activate=False)(
+        keras.layers.Concatenate(name=f"{name}_concat5")(features)
+    )
+    return ScaledResidual(name=f"{name}_residual")(x, x5)
+
+
+def rrdb(x, num_feat: int, num_grow_ch: int, name: str):
+    """Residual-in-residual dense block: three dense blocks, then x + 0.2 * out."""
+    out = x
+    for k in (1, 2, 3):
+        out = residual_dense_block(out, num_feat, num_grow_ch, f"{name}_rdb{k}")
+    return ScaledResidual(name=f"{name}_residual")(x, out)
+
+
+@keras.saving.register_keras_serializable(package="keras_pbasr")
+class RRDBNet(keras.Model):
+    """ESRGAN's Residual-in-Residual Dense Block network, as in BasicSR / Real-ESRGAN.
+
+    conv_first -> `num_block` RRDBs -> conv_body (+ residual) -> two (nearest x2, conv,
+    LeakyReLU 0.2) steps -> conv_hr, LeakyReLU -> conv_last. For scale 2 (or 1) the input is
+    pixel-unshuffled by 2 (or 4) first. Layer names follow the torch keys
+    (`body.3.rdb2.conv1` -> `body_3_rdb2_conv1`). No output clamp.
+
+    Inputs are channels_last RGB in [0, 1] of any height and width (for scale 2 and 1 the
+    model reflect-pads to a multiple of 2 / 4 and crops the output, as Real-ESRGAN's
+    inference does); the output is (N, scale*H, scale*W, num_out_ch) in float32
+    under any dtype policy.
+
+    Example:
+    >>> import numpy as np
+    >>> model = RRDBNet(scale=4, num_feat=16, num_block=2, num_grow_ch=8)
+    >>> model(np.zeros((1, 12, 10, 3), "float32")).shape
+    (1, 48, 40, 3)
+    >>> RRDBNet().count_params()  # RealESRGAN_x4plus
+    16697987
+    """
+
+    def __init__(
+        self,
+        num_in_ch: int = 3,
+        num_out_ch: int = 3,
+        scale: int = 4,
+        num_feat: int = 64,
+        num_block: int = 23,
+        num_grow_ch: int = 32,
+        **kwargs,
+    ):
+        if scale not in UNSHUFFLE_FOR_SCALE:
+            raise ValueError(f"RRDBNet scale must be 1, 2 or 4, got {scale!r}")
+        inputs = keras.Input((None, None, num_in_ch), name="lr")
+        x = inputs
+        unshuffle = UNSHUFFLE_FOR_SCALE[scale]
+        if unshuffle > 1:
+            x = ReflectPadForUnshuffle(unshuffle, name="pad")(x)
+            x = PixelUnshuffle(unshuffle, name="pixel_unshuffle")(x)
+        feat = _conv(num_feat, "conv_first", activate=False)(x)
+        body = feat
+        for i in range(num_block):
+            body = rrdb(body, num_feat, num_grow_ch, f"body_{i}")
+        body = _conv(num_feat, "conv_body", activate=False)(body)
+        feat = keras.layers.Add(name="body_residual")([feat, body])
+        for k in (1, 2):
+            feat = keras.layers.UpSampling2D(2, interpolation="nearest", name=f"upsample{k}")(feat)
+            feat = _conv(num_feat, f"conv_up{k}", activate=True)(feat)
+        feat = _conv(num_feat, "conv_hr", activate=True)(feat)
+        out = _conv(num_out_ch, "conv_last", activate=False)(feat)
+        if unshuffle > 1:
+            out = CropToScaledInputSize(scale, name="crop")(out, inputs)
+        outputs = keras.layers.Activation("linear", dtype="float32", name="sr")(out)
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+
+        self.num_in_ch = num_in_ch
+        self.num_out_ch = num_out_ch
+        self._scale = scale
+        self.num_feat = num_feat
+        self.num_block = num_block
+        self.num_grow_ch = num_grow_ch
+
+    @property
+    def scale(self) -> int:
+        return self._scale
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "num_in_ch": self.num_in_ch,
+            "num_out_ch": self.num_out_ch,
+            "scale": self.scale,
+            "num_feat": self.num_feat,
+            "num_block": self.num_block,
+            "num_grow_ch": self.num_grow_ch,
+        }

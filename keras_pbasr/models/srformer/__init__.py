@@ -1,0 +1,1 @@
+"""SRFormer: permuted self-attention super-resolution transformer."""

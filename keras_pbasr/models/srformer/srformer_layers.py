@@ -1,0 +1,408 @@
+"""Building blocks of SRFormer: permuted self-attention (PSA), the ConvFFN and the PSA block.
+
+Feature maps stay channels_last (N, H, W, C) between blocks; inside a block they are cut into
+non-overlapping windows of `window_size` x `window_size` tokens. Every shape that depends on
+the image size is read with `keras.ops.shape` at call time, so H and W stay dynamic on every
+backend (the model pads them to a multiple of the window first).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from keras import initializers, layers, ops, random, saving
+
+# Value added to the logits of token pairs that the cyclic shift brought together from
+# different image regions (the official code's masked_fill value).
+SHIFTED_WINDOW_MASK_VALUE = -100.0
+
+
+def _normal_002():
+    # The official code initialises Linear weights and the bias table with timm's
+    # trunc_normal_(std=.02), which truncates at +-2 absolute, i.e. 100 std: a plain normal.
+    return initializers.RandomNormal(stddev=0.02)
+
+
+# ----------------------------------------------------------------------------------------------
+# Pure functions: window partitioning, relative position index, shifted-window mask.
+# ----------------------------------------------------------------------------------------------
+
+
+def window_partition(x, window_size: int):
+    """(N, H, W, C) -> (N * H/ws * W/ws, ws*ws, C); tokens of a window in row-major order.
+
+    H and W must be multiples of `window_size`.
+    """
+    batch, height, width, channels = ops.shape(x)
+    x = ops.reshape(
+        x,
+        (batch, height // window_size, window_size, width // window_size, window_size, channels),
+    )
+    x = ops.transpose(x, (0, 1, 3, 2, 4, 5))
+    return ops.reshape(x, (-1, window_size * window_size, channels))
+
+
+def window_reverse(windows, window_size: int, batch, height, width):
+    """Inverse of `window_partition`: (N * nW, ws*ws, C) -> (N, H, W, C)."""
+    channels = ops.shape(windows)[-1]
+    x = ops.reshape(
+        windows,
+        (batch, height // window_size, width // window_size, window_size, window_size, channels),
+    )
+    x = ops.transpose(x, (0, 1, 3, 2, 4, 5))
+    return ops.reshape(x, (batch, height, width, channels))
+
+
+def aligned_relative_position_index(window_size: int) -> np.ndarray:
+    """(ws*ws, (ws/2)^2) index into the relative position bias table.
+
+    Keys live on the permuted (ws/2 x ws/2) grid. A query at full-resolution window position
+    (y, x) uses the relative position of its permuted cell (y // 2, x // 2) to each key cell,
+    encoded as (dy + p - 1) * (2p - 1) + (dx + p - 1) with p = ws / 2.
+    """
+    permuted = window_size // 2
+    rows, cols = np.meshgrid(np.arange(permuted), np.arange(permuted), indexing="ij")
+    rows, cols = rows.reshape(-1), cols.reshape(-1)
+    delta_rows = rows[:, None] - rows[None, :] + permuted - 1
+    delta_cols = cols[:, None] - cols[None, :] + permuted - 1
+    permuted_index = delta_rows * (2 * permuted - 1) + delta_cols  # (p*p, p*p)
+
+    y, x = np.meshgrid(np.arange(window_size), np.arange(window_size), indexing="ij")
+    query_cell = (y // 2) * permuted + (x // 2)  # permuted cell of every full-res query
+    return permuted_index[query_cell.reshape(-1)].astype("int32")
+
+
+def _shift_region_labels(length, window_size: int, wrapped: int):
+    """Per position along one axis of a cyclically shifted map: 0 before the last window,
+    1 in the last window but not wrapped around, 2 in the `wrapped` positions that came from
+    the other end of the image."""
+    positions = ops.arange(length)
+    in_last_window = ops.cast(positions >= length - window_size, "int32")
+    wrapped_around = ops.cast(positions >= length - wrapped, "int32")
+    return in_last_window + wrapped_around
+
+
+def _window_region_labels(height, width, window_size: int, wrapped: int):
+    """(nW, ws*ws) region label of every token of every window of an (H, W) map."""
+    rows = _shift_region_labels(height, window_size, wrapped)
+    cols = _shift_region_labels(width, window_size, wrapped)
+    labels = rows[:, None] * 3 + cols[None, :]
+    labels = ops.reshape(labels, (1, height, width, 1))
+    return ops.squeeze(window_partition(labels, window_size), axis=-1)
+
+
+def shifted_window_attention_mask(height, width, window_size: int, shift_size: int):
+    """(nW, ws*ws, (ws/2)^2) additive mask for shifted permuted self-attention on an (H, W)
+    map: 0 where query and key come from the same image region, -100 elsewhere.
+
+    Queries are labelled on the full-resolution grid (last `shift_size` rows/cols wrapped);
+    keys on the half-resolution permuted grid, where the official code marks the last
+    ceil(shift_size / 2) cells as wrapped (its `-shift_size // 2` slice). Replicated as is.
+    """
+    query_labels = _window_region_labels(height, width, window_size, shift_size)
+    key_labels = _window_region_labels(
+        height // 2, width // 2, window_size // 2, -(-shift_size // 2)
+    )
+    same_region = ops.equal(query_labels[:, :, None], key_labels[:, None, :])
+    return ops.where(same_region, 0.0, SHIFTED_WINDOW_MASK_VALUE)
+
+
+def reflect_indices(length, padded_length):
+    """Indices 0..padded_length-1 into an axis of `length` that continue it by mirror
+    reflection without repeating the edge (torch/numpy 'reflect'). Beyond one reflection
+    the pattern keeps bouncing, so inputs smaller than the padding still work."""
+    period = ops.maximum(2 * (length - 1), 1)
+    phase = ops.mod(ops.arange(padded_length), period)
+    return ops.where(phase < length, phase, period - phase)
+
+
+# ----------------------------------------------------------------------------------------------
+# Layers
+# ----------------------------------------------------------------------------------------------
+
+
+@saving.register_keras_serializable(package="keras_pbasr")
+class ReflectPadToMultiple(layers.Layer):
+    """Reflect-pads the bottom and right of (N, H, W, C) up to multiples of `multiple`
+    (SRFormer's `check_image_size`)."""
+
+    def __init__(self, multiple: int, **kwargs):
+        super().__init__(**kwargs)
+        self.multiple = int(multiple)
+
+    def call(self, x):
+        _, height, width, _ = ops.shape(x)
+        padded_height = (height + self.multiple - 1) // self.multiple * self.multiple
+        padded_width = (width + self.multiple - 1) // self.multiple * self.multiple
+        x = ops.take(x, reflect_indices(height, padded_height), axis=1)
+        return ops.take(x, reflect_indices(width, padded_width), axis=2)
+
+    def compute_output_shape(self, input_shape):
+        def padded(size):
+            return None if size is None else -(-size // self.multiple) * self.multiple
+
+        n, h, w, c = input_shape
+        return (n, padded(h), padded(w), c)
+
+    def get_config(self):
+        return {**super().get_config(), "multiple": self.multiple}
+
+
+@saving.register_keras_serializable(package="keras_pbasr")
+class MeanShift(layers.Layer):
+    """Adds `sign * rgb_mean` per channel (SRFormer subtracts the DIV2K mean before the body
+    and adds it back after the reconstruction)."""
+
+    def __init__(self, rgb_mean: tuple[float, ...], sign: float, **kwargs):
+        super().__init__(**kwargs)
+        self.rgb_mean = tuple(float(v) for v in rgb_mean)
+        self.sign = float(sign)
+
+    def call(self, x):
+        return x + ops.cast(ops.convert_to_tensor(self.rgb_mean), x.dtype) * self.sign
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "rgb_mean": list(self.rgb_mean), "sign": self.sign}
+
+
+@saving.register_keras_serializable(package="keras_pbasr")
+class CropToScaledInput(layers.Layer):
+    """Crops the upscaled output of a padded input back to (scale*H, scale*W) of the
+    original input. Called on [sr, lr]."""
+
+    def __init__(self, scale: int, **kwargs):
+        super().__init__(**kwargs)
+        self.scale = int(scale)
+
+    def call(self, inputs):
+        sr, lr = inputs
+        batch, height, width, _ = ops.shape(lr)
+        channels = ops.shape(sr)[-1]
+        return ops.slice(sr, (0, 0, 0, 0), (batch, height * self.scale, width * self.scale,
+                                            channels))
+
+    def compute_output_shape(self, input_shapes):
+        sr_shape, lr_shape = input_shapes
+        n, h, w, _ = lr_shape
+        s = self.scale
+        return (n, None if h is None else h * s, None if w is None else w * s, sr_shape[-1])
+
+    def get_config(self):
+        return {**super().get_config(), "scale": self.scale}
+
+
+@saving.register_keras_serializable(package="keras_pbasr")
+class PermutedSelfAttention(layers.Layer):
+    """Permuted self-attention (PSA) over windows of tokens (official name: PSA).
+
+    Queries keep all `dim` channels at full window resolution (n = ws*ws tokens). Keys and
+    values come from one `dim/2`-wide projection whose `dim/4` key (and value) channels of
+    each 2x2 neighbourhood are stacked into one token of `dim` channels, so n queries attend
+    to n/4 keys: attention cost drops 4x while every key still covers the whole window.
+
+    Call on (num_windows*N, ws*ws, dim) with an optional additive `attention_mask` of shape
+    (num_windows, ws*ws, ws*ws/4).
+
+    Example:
+    >>> import numpy as np
+    >>> psa = PermutedSelfAttention(dim=24, num_heads=2, window_size=8)
+    >>> psa(np.zeros((3, 64, 24), "float32")).shape
+    (3, 64, 24)
+    """
+
+    def __init__(self, dim: int, num_heads: int, window_size: int, **kwargs):
+        super().__init__(**kwargs)
+        if dim % 4 or dim % num_heads:
+            raise ValueError(f"dim {dim} must be divisible by 4 and by num_heads {num_heads}")
+        if window_size % 2:
+            raise ValueError(f"window_size must be even (2x2 key folding), got {window_size}")
+        self.dim = dim
+        self.num_heads = num_heads
+        self.window_size = window_size
+        self.permuted_window_size = window_size // 2
+        self.head_dim = dim // num_heads
+        self.scale = self.head_dim**-0.5
+        self.q = layers.Dense(dim, kernel_initializer=_normal_002(), name="q")
+        self.kv = layers.Dense(dim // 2, kernel_initializer=_normal_002(), name="kv")
+        self.proj = layers.Dense(dim, kernel_initializer=_normal_002(), name="proj")
+        self.position_index = aligned_relative_position_index(window_size).reshape(-1)
+
+    def build(self, input_shape):
+        token_shape = (None, self.dim)
+        self.q.build(token_shape)
+        self.kv.build(token_shape)
+        self.proj.build(token_shape)
+        table_size = (2 * self.permuted_window_size - 1) ** 2
+        self.relative_position_bias_table = self.add_weight(
+            shape=(table_size, self.num_heads),
+            initializer=_normal_002(),
+            name="relative_position_bias_table",
+        )
+
+    def call(self, x, attention_mask=None):
+        n = self.window_size * self.window_size
+        p = self.permuted_window_size
+        heads, head_dim, quarter = self.num_heads, self.head_dim, self.dim // 4
+
+        q = ops.reshape(self.q(x), (-1, n, heads, head_dim))
+        q = ops.transpose(q, (0, 2, 1, 3)) * ops.cast(self.scale, x.dtype)
+
+        # Fold each 2x2 neighbourhood: (B, p, 2, p, 2, [k|v], dim/4) -> (B, p*p, [k|v], dim).
+        kv = ops.reshape(self.kv(x), (-1, p, 2, p, 2, 2, quarter))
+        kv = ops.transpose(kv, (0, 1, 3, 5, 2, 4, 6))
+        kv = ops.reshape(kv, (-1, n // 4, 2, heads, head_dim))
+        k = ops.transpose(kv[:, :, 0], (0, 2, 1, 3))  # (B, heads, n/4, head_dim)
+        v = ops.transpose(kv[:, :, 1], (0, 2, 1, 3))
+
+        attn = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2)))  # (B, heads, n, n/4)
+        bias = ops.take(self.relative_position_bias_table, self.position_index, axis=0)
+        bias = ops.transpose(ops.reshape(bias, (n, n // 4, heads)), (2, 0, 1))
+        attn = attn + ops.cast(bias, attn.dtype)[None]
+        if attention_mask is not None:
+            num_windows = ops.shape(attention_mask)[0]
+            attn = ops.reshape(attn, (-1, num_windows, heads, n, n // 4))
+            attn = attn + ops.cast(attention_mask, attn.dtype)[None, :, None]
+            attn = ops.reshape(attn, (-1, heads, n, n // 4))
+        attn = ops.softmax(attn, axis=-1)
+
+        out = ops.transpose(ops.matmul(attn, v), (0, 2, 1, 3))
+        return self.proj(ops.reshape(out, (-1, n, self.dim)))
+
+    def compute_output_shape(self, input_shape, attention_mask_shape=None):
+        return input_shape
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "dim": self.dim,
+            "num_heads": self.num_heads,
+            "window_size": self.window_size,
+        }
+
+
+@saving.register_keras_serializable(package="keras_pbasr")
+class ConvFFN(layers.Layer):
+    """fc1 -> GELU -> x + GELU(depthwise 5x5 conv(x)) -> fc2, on (N, H, W, C) maps.
+
+    Example:
+    >>> import numpy as np
+    >>> ConvFFN(dim=24, hidden_dim=48)(np.zeros((1, 8, 8, 24), "float32")).shape
+    (1, 8, 8, 24)
+    """
+
+    def __init__(self, dim: int, hidden_dim: int, **kwargs):
+        super().__init__(**kwargs)
+        self.dim = dim
+        self.hidden_dim = hidden_dim
+        self.fc1 = layers.Dense(hidden_dim, kernel_initializer=_normal_002(), name="fc1")
+        self.dwconv = layers.DepthwiseConv2D(5, padding="same", name="dwconv")
+        self.fc2 = layers.Dense(dim, kernel_initializer=_normal_002(), name="fc2")
+
+    def build(self, input_shape):
+        self.fc1.build((None, self.dim))
+        self.dwconv.build((None, None, None, self.hidden_dim))
+        self.fc2.build((None, self.hidden_dim))
+
+    def call(self, x):
+        x = ops.gelu(self.fc1(x), approximate=False)
+        x = x + ops.gelu(self.dwconv(x), approximate=False)
+        return self.fc2(x)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "dim": self.dim, "hidden_dim": self.hidden_dim}
+
+
+@saving.register_keras_serializable(package="keras_pbasr")
+class PSABlock(layers.Layer):
+    """One transformer block: x + PSA(norm1(x)) in (shifted) windows, then x + ConvFFN(norm2(x)).
+
+    With `shift_size > 0` the map is rolled by -shift_size before windowing and back after,
+    and the attention mask for the map's size is computed at call time. Input H and W must
+    be multiples of `window_size` (SRFormer pads the image to guarantee it).
+
+    Example:
+    >>> import numpy as np
+    >>> block = PSABlock(dim=24, num_heads=2, window_size=8, shift_size=4, mlp_ratio=2.0)
+    >>> block(np.zeros((1, 16, 24, 24), "float32")).shape
+    (1, 16, 24, 24)
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        window_size: int,
+        shift_size: int = 0,
+        mlp_ratio: float = 2.0,
+        drop_path_rate: float = 0.0,
+        seed: int | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not 0 <= shift_size < window_size:
+            raise ValueError(f"shift_size must be in [0, {window_size}), got {shift_size}")
+        self.dim = dim
+        self.num_heads = num_heads
+        self.window_size = window_size
+        self.shift_size = shift_size
+        self.mlp_ratio = mlp_ratio
+        self.drop_path_rate = drop_path_rate
+        self.seed = seed
+        # torch.nn.LayerNorm's eps (Keras defaults to 1e-3).
+        self.norm1 = layers.LayerNormalization(epsilon=1e-5, name="norm1")
+        self.attn = PermutedSelfAttention(dim, num_heads, window_size, name="attn")
+        self.norm2 = layers.LayerNormalization(epsilon=1e-5, name="norm2")
+        self.mlp = ConvFFN(dim, int(dim * mlp_ratio), name="mlp")
+        self.seed_generator = random.SeedGenerator(seed) if drop_path_rate > 0 else None
+
+    def build(self, input_shape):
+        self.norm1.build(input_shape)
+        self.attn.build((None, self.window_size * self.window_size, self.dim))
+        self.norm2.build(input_shape)
+        self.mlp.build(input_shape)
+
+    def call(self, x, training=None):
+        batch, height, width, _ = ops.shape(x)
+        shortcut = x
+        x = self.norm1(x)
+        if self.shift_size:
+            x = ops.roll(x, shift=(-self.shift_size, -self.shift_size), axis=(1, 2))
+            attention_mask = shifted_window_attention_mask(
+                height, width, self.window_size, self.shift_size
+            )
+        else:
+            attention_mask = None
+        windows = self.attn(window_partition(x, self.window_size), attention_mask=attention_mask)
+        x = window_reverse(windows, self.window_size, batch, height, width)
+        if self.shift_size:
+            x = ops.roll(x, shift=(self.shift_size, self.shift_size), axis=(1, 2))
+        x = shortcut + self._drop_path(x, training)
+        return x + self._drop_path(self.mlp(self.norm2(x)), training)
+
+    def _drop_path(self, x, training):
+        """Stochastic depth: drops the whole residual branch per sample while training."""
+        if not training or self.seed_generator is None:
+            return x
+        keep = 1.0 - self.drop_path_rate
+        noise = random.uniform((ops.shape(x)[0], 1, 1, 1), seed=self.seed_generator)
+        return x * ops.cast(ops.floor(keep + noise) / keep, x.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "dim": self.dim,
+            "num_heads": self.num_heads,
+            "window_size": self.window_size,
+            "shift_size": self.shift_size,
+            "mlp_ratio": self.mlp_ratio,
+            "drop_path_rate": self.drop_path_rate,
+            "seed": self.seed,
+        }

