@@ -15,9 +15,10 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import numpy as np
+
+from keras_pbasr.utils.timing import time_callable
 
 SIZE = 512
 # VGG16/AlexNet convolutions on Keras' numpy backend take minutes per 512x512 image.
@@ -60,13 +61,7 @@ def metric_calls() -> dict:
 
 
 def _median_seconds(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+    return float(np.median(time_callable(fn, warmup=1, repeats=repeats)))
 
 
 def reference_worker(repeats: int) -> None:

@@ -12,13 +12,13 @@ from __future__ import annotations
 import json
 import statistics
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 from keras_pbasr.utils.environment import backend_versions, machine_info, package_version
+from keras_pbasr.utils.timing import time_callable
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -34,18 +34,6 @@ class Timing:
     is_reference: bool = False
     ratio_to_reference: float | None = None
     extra: dict = field(default_factory=dict)
-
-
-def time_callable(fn: Callable[[], object], warmup: int = 2, repeats: int = 10) -> list[float]:
-    """Seconds per call of `fn` over `repeats` runs after `warmup` untimed calls."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return times
 
 
 class Benchmark:

@@ -35,17 +35,6 @@ def _gpu_available(backend: str) -> bool:
     return False
 
 
-def _timed(fn, warmup: int, repeats: int) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return times
-
-
 def _gpu_peak_bytes(backend: str) -> int | None:
     if backend == "torch":
         import torch
@@ -63,6 +52,7 @@ def run(spec: dict) -> dict:
     import keras
 
     from keras_pbasr.presets.preset_io import load_preset_dir
+    from keras_pbasr.utils.timing import time_callable
 
     backend = keras.backend.backend()
     result: dict = {"backend": backend, "status": "ok", "device": spec["device"]}
@@ -79,13 +69,13 @@ def run(spec: dict) -> dict:
 
     output = eager()
     np.save(out_dir / "output.npy", output)
-    latency = {"eager": _timed(eager, warmup, repeats)}
+    latency = {"eager": time_callable(eager, warmup, repeats)}
     try:
         model.compile(jit_compile=True)
         t0 = time.perf_counter()
         model.predict_on_batch(x)
         result["jit_compile_s"] = time.perf_counter() - t0
-        latency["jit"] = _timed(lambda: model.predict_on_batch(x), warmup, repeats)
+        latency["jit"] = time_callable(lambda: model.predict_on_batch(x), warmup, repeats)
     except Exception as exc:  # a backend whose compiler cannot take the model is reported
         result["jit_error"] = f"{type(exc).__name__}: {exc}"[:500]
     output_megapixels = output.shape[0] * output.shape[1] * output.shape[2] / 1e6
