@@ -22,10 +22,8 @@ from keras_pbasr.convert import (  # noqa: E402
     infer_converter,
     load_torch_state_dict,
 )
-from keras_pbasr.models.rrdbnet.rrdbnet_backbone import (  # noqa: E402
-    ReflectPadForUnshuffle,
-    RRDBNet,
-)
+from keras_pbasr.layers.padding import ReflectPadToMultiple  # noqa: E402
+from keras_pbasr.models.rrdbnet.rrdbnet_backbone import RRDBNet  # noqa: E402
 from keras_pbasr.presets.preset_io import load_preset_dir  # noqa: E402
 
 # One small configuration across the test files, so JAX reuses its compiled initialisers.
@@ -70,7 +68,7 @@ def test_converted_rrdbnet_matches_torch(tmp_path, rng, scale):
 @pytest.mark.parametrize("multiple", [2, 4])
 def test_reflect_padding_matches_numpy_in_compiled_predict(rng, multiple):
     inputs = keras.Input((None, None, 2))
-    model = keras.Model(inputs, ReflectPadForUnshuffle(multiple)(inputs))
+    model = keras.Model(inputs, ReflectPadToMultiple(multiple)(inputs))
     for h, w in [(5, 8), (8, 5), (7, 7), (8, 8)]:
         x = rng.random((1, h, w, 2), dtype=np.float32)
         pad = [(0, 0), (0, (-h) % multiple), (0, (-w) % multiple), (0, 0)]

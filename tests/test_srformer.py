@@ -12,11 +12,11 @@ torch = pytest.importorskip("torch")
 from keras_pbasr.convert import ConversionError, convert_checkpoint, get_converter  # noqa: E402
 from keras_pbasr.convert.registry import infer_converter  # noqa: E402
 from keras_pbasr.convert.torch_checkpoint import state_dict_to_numpy  # noqa: E402
+from keras_pbasr.layers.padding import reflect_indices  # noqa: E402
 from keras_pbasr.models.srformer.srformer_backbone import SRFormer  # noqa: E402
 from keras_pbasr.models.srformer.srformer_layers import (  # noqa: E402
     PSABlock,
     aligned_relative_position_index,
-    reflect_indices,
     shifted_window_attention_mask,
 )
 from keras_pbasr.presets.preset_io import load_preset_dir  # noqa: E402

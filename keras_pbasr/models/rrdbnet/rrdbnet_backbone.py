@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keras
 
+from keras_pbasr.layers.padding import CropToScaledInput, ReflectPadToMultiple
 from keras_pbasr.layers.pixel_shuffle import PixelUnshuffle
 
 # Real-ESRGAN runs x2 and x1 models at 1/4 of the pixels by pixel-unshuffling the input
@@ -25,63 +26,6 @@ class ScaledResidual(keras.layers.Layer):
 
     def compute_output_shape(self, shortcut_shape, residual_shape):
         return shortcut_shape
-
-    def get_config(self):
-        return {**super().get_config(), "scale": self.scale}
-
-
-def reflect_indices(length, multiple: int):
-    """Indices 0..length-1 followed by the mirror image without the edge (numpy / torch
-    'reflect'), up to the next multiple of `multiple`; works on symbolic lengths."""
-    padded = (length + multiple - 1) // multiple * multiple
-    positions = keras.ops.arange(padded)
-    return keras.ops.where(positions < length, positions, 2 * (length - 1) - positions)
-
-
-@keras.saving.register_keras_serializable(package="keras_pbasr")
-class ReflectPadForUnshuffle(keras.layers.Layer):
-    """Reflect-pads the bottom and right of (N, H, W, C) to multiples of `multiple`, as
-    Real-ESRGAN's inference does before an x2 / x1 RRDBNet, so any input size works."""
-
-    def __init__(self, multiple: int, **kwargs):
-        super().__init__(**kwargs)
-        self.multiple = int(multiple)
-
-    def call(self, x):
-        # A gather rather than ops.pad(mode="reflect"): torch's reflect pad rejects a zero
-        # pad on one axis and half precision on CPU.
-        _, height, width, _ = keras.ops.shape(x)
-        x = keras.ops.take(x, reflect_indices(height, self.multiple), axis=1)
-        return keras.ops.take(x, reflect_indices(width, self.multiple), axis=2)
-
-    def compute_output_shape(self, input_shape):
-        def padded(size):
-            return None if size is None else -(-size // self.multiple) * self.multiple
-
-        n, h, w, c = input_shape
-        return (n, padded(h), padded(w), c)
-
-    def get_config(self):
-        return {**super().get_config(), "multiple": self.multiple}
-
-
-@keras.saving.register_keras_serializable(package="keras_pbasr")
-class CropToScaledInputSize(keras.layers.Layer):
-    """Crops `sr` to (scale*H, scale*W) of the unpadded input `lr`; called on (sr, lr)."""
-
-    def __init__(self, scale: int, **kwargs):
-        super().__init__(**kwargs)
-        self.scale = int(scale)
-
-    def call(self, sr, lr):
-        _, height, width, _ = keras.ops.shape(lr)
-        return sr[:, : height * self.scale, : width * self.scale, :]
-
-    def compute_output_shape(self, sr_shape, lr_shape):
-        def scaled(size):
-            return None if size is None else size * self.scale
-
-        return (sr_shape[0], scaled(lr_shape[1]), scaled(lr_shape[2]), sr_shape[3])
 
     def get_config(self):
         return {**super().get_config(), "scale": self.scale}
@@ -155,7 +99,7 @@ class RRDBNet(keras.Model):
         x = inputs
         unshuffle = UNSHUFFLE_FOR_SCALE[scale]
         if unshuffle > 1:
-            x = ReflectPadForUnshuffle(unshuffle, name="pad")(x)
+            x = ReflectPadToMultiple(unshuffle, name="pad")(x)
             x = PixelUnshuffle(unshuffle, name="pixel_unshuffle")(x)
         feat = _conv(num_feat, "conv_first", activate=False)(x)
         body = feat
@@ -169,7 +113,7 @@ class RRDBNet(keras.Model):
         feat = _conv(num_feat, "conv_hr", activate=True)(feat)
         out = _conv(num_out_ch, "conv_last", activate=False)(feat)
         if unshuffle > 1:
-            out = CropToScaledInputSize(scale, name="crop")(out, inputs)
+            out = CropToScaledInput(scale, name="crop")([out, inputs])
         outputs = keras.layers.Activation("linear", dtype="float32", name="sr")(out)
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
 

@@ -7,13 +7,9 @@ from collections.abc import Sequence
 
 import keras
 
+from keras_pbasr.layers.padding import CropToScaledInput, ReflectPadToMultiple
 from keras_pbasr.layers.pixel_shuffle import PixelShuffle
-from keras_pbasr.models.srformer.srformer_layers import (
-    CropToScaledInput,
-    MeanShift,
-    PSABlock,
-    ReflectPadToMultiple,
-)
+from keras_pbasr.models.srformer.srformer_layers import MeanShift, PSABlock
 
 # DIV2K mean that the official model subtracts from RGB inputs and adds back to the output.
 RGB_MEAN = (0.4488, 0.4371, 0.4040)
