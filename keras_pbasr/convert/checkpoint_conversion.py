@@ -20,6 +20,7 @@ from keras_pbasr.convert.torch_checkpoint import (
     read_torch_checkpoint,
     select_state_dict,
     state_dict_to_numpy,
+    strip_module_prefix,
 )
 
 # Subfolders of the output preset that hold the two PBaSR branches (save_branches=True).
@@ -115,7 +116,7 @@ def _select_weights(checkpoint: object, key: str | None, source: str):
         # PBaSR stores its ParallelNet under `params` (params_ema may be stale); prefer it.
         params = checkpoint.get("params")
         if isinstance(params, Mapping) and parallel_net.is_parallel_net(
-            k.removeprefix("module.") for k in params
+            strip_module_prefix(k) for k in params
         ):
             return select_state_dict(checkpoint, "params", source=source)
     return select_state_dict(checkpoint, key, DEFAULT_STATE_DICT_KEYS, source=source)

@@ -14,7 +14,6 @@ import numpy as np
 GENERAL_PREFIX = "general_branch."
 BLUR_PREFIX = "defocus_branch."
 COMBINED_PREFIX = "combinet."
-BRANCH_PREFIXES = (GENERAL_PREFIX, BLUR_PREFIX, COMBINED_PREFIX)
 
 
 def is_parallel_net(keys) -> bool:

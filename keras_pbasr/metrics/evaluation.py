@@ -70,8 +70,9 @@ def read_blur_mask(path: Path) -> np.ndarray:
 
 def area_class(mask: np.ndarray) -> str:
     """ReBlurSR area class from the blurred fraction: small < 45%, medium 45-55%, large."""
-    blurred = float(np.mean(mask < 127.5))
-    return "small" if blurred < 0.45 else ("medium" if blurred <= 0.55 else "large")
+    from keras_pbasr.blurmap.scores import area_class as area_class_of_fraction
+
+    return area_class_of_fraction(float(np.mean(mask < 127.5)))
 
 
 def load_labels(labels_dir: str | Path, stems: list[str]) -> dict[str, dict[str, str]]:

@@ -7,13 +7,14 @@ npz). The cache directory is $PBASR_WEIGHTS_DIR, by default ~/.keras/keras_pbasr
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+
+from keras_pbasr.presets.preset_io import file_sha256
 
 WEIGHTS_DIR_ENV = "PBASR_WEIGHTS_DIR"
 
@@ -39,14 +40,6 @@ def weights_dir() -> Path:
     if env:
         return Path(env).expanduser()
     return Path("~/.keras/keras_pbasr/weights").expanduser()
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def cached_weights_path(name: str) -> Path:
