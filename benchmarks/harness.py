@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import statistics
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -34,6 +35,7 @@ class Timing:
     is_reference: bool = False
     ratio_to_reference: float | None = None
     extra: dict = field(default_factory=dict)
+    samples_s: list[float] = field(default_factory=list)
 
 
 class Benchmark:
@@ -59,15 +61,49 @@ class Benchmark:
         if self.quick:
             warmup, repeats = min(warmup, 1), min(repeats, 3)
         times = time_callable(fn, warmup=warmup, repeats=repeats)
+        return self._add(group, name, times, reference, extra)
+
+    def measure_interleaved(
+        self,
+        group: str,
+        fns: dict[str, Callable[[], object]],
+        *,
+        reference: str,
+        warmup: int = 2,
+        repeats: int = 10,
+    ) -> dict[str, Timing]:
+        """Times several callables in rounds (one call of each per round, in order), so that
+        changing machine load affects all of them alike; each Timing keeps its samples, so
+        per-round ratios can be taken. `reference` names the group's reference."""
+        if reference not in fns:
+            raise ValueError(f"reference {reference!r} is not one of {list(fns)}")
+        if self.quick:
+            warmup, repeats = min(warmup, 1), min(repeats, 3)
+        for _ in range(warmup):
+            for fn in fns.values():
+                fn()
+        times: dict[str, list[float]] = {name: [] for name in fns}
+        for _ in range(repeats):
+            for name, fn in fns.items():
+                start = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - start)
+        return {
+            name: self._add(group, name, times[name], name == reference, {"interleaved": True})
+            for name in fns
+        }
+
+    def _add(self, group: str, name: str, times: list[float], reference: bool, extra: dict):
         timing = Timing(
             group=group,
             name=name,
             median_s=statistics.median(times),
             min_s=min(times),
             max_s=max(times),
-            repeats=repeats,
+            repeats=len(times),
             is_reference=reference,
             extra=extra,
+            samples_s=list(times),
         )
         self.timings.append(timing)
         print(

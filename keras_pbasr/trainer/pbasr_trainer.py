@@ -7,7 +7,8 @@ One training iteration (every backend, see train_step_<backend>.py):
    n_blur = round(B * blur_ratio) are blur samples (the layout of keras_pbasr.data).
 2. Generator step, discriminators frozen: each branch G_b computes SR = G_b(LR) on its half;
    loss = pixel + perceptual (against the USM-sharpened HR when `usm_targets`) + GAN term of
-   D_b(SR) (D_B conditioned on the HR blur map). Each branch is updated by its own optimizer.
+   D_b(SR) (D_B conditioned on the HR blur map), plus the backbone's own losses when it has
+   the `training_outputs` hook (below). Each branch is updated by its own optimizer.
    During the first `d_warmup_steps` steps the generators are not updated.
 3. Discriminator step: each D_b sees the real HR and the SR computed in step 2 (detached),
    real first, then fake; each D has its own optimizer.
@@ -15,6 +16,14 @@ One training iteration (every backend, see train_step_<backend>.py):
 
 Spectral-norm power iterations run in every discriminator call of both steps (training-mode calls,
 as in BasicSR, where D stays in train mode during the generator step).
+
+Backbone hooks (optional, so the trainer stays backbone-agnostic):
+- frozen parts are layers the backbone marks `trainable=False` (e.g. FeMaSR's codebook and
+  decoder): optimizers, CFM and EMA only ever see `trainable_variables`;
+- `generator.training_outputs(lr, hr, prior=None) -> (sr, {name: loss})` replaces the plain
+  training-mode call; the losses are added to the generator loss (times `extra_loss_weight`)
+  and logged as `<branch>_<name>`. `prior` is the trainer's `generator_prior`, a frozen network
+  whose weights travel in the trainer state (FeMaSR: the HQ VQGAN giving the HR codes).
 """
 
 from __future__ import annotations
@@ -96,6 +105,8 @@ class PBaSRTrainer(keras.Model):
         blur_ratio: fraction of each batch that is blur samples (last in the batch). 0.0 or 1.0
             build a single-branch trainer (Real-ESRGAN-style GAN training of one generator).
         ema_decay: decay of an EMA copy of each generator (None: no EMA).
+        generator_prior: a network the backbone's `training_outputs` hook needs (FeMaSR: its
+            HQ-stage FeMaSRHQ); made non-trainable and never updated.
 
     Example:
     >>> from keras_pbasr.models import SRVGGNetCompact
@@ -113,6 +124,7 @@ class PBaSRTrainer(keras.Model):
         discriminator_blur: keras.Model | None = None,
         blur_ratio: float = 0.5,
         ema_decay: float | None = 0.999,
+        generator_prior: keras.Model | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -167,10 +179,15 @@ class PBaSRTrainer(keras.Model):
                 ema = _clone_model(self.generator(branch), f"generator_{branch}_ema")
                 ema.trainable = False
                 setattr(self, f"generator_{branch}_ema", ema)
+        # Tracked (last), so its weights are part of the trainer state on every backend.
+        if generator_prior is not None:
+            generator_prior.trainable = False
+        self.generator_prior = generator_prior
         self._base_generator_config = generator.get_config()
         self._base_generator_class = generator.__class__
         self._train_step_impl = _backend_train_step()
         self._layout_cache = None
+        self._ema_pairs_cache = None
         self.loss_settings = None
         self.built = True
 
@@ -228,6 +245,7 @@ class PBaSRTrainer(keras.Model):
         perceptual_loss=None,
         usm_targets: bool = True,
         d_warmup_steps: int = 0,
+        extra_loss_weight: float = 1.0,
         jit_compile="auto",
         run_eagerly: bool = False,
     ):
@@ -241,6 +259,8 @@ class PBaSRTrainer(keras.Model):
         otherwise `perceptual_loss` or PerceptualLoss.default() (which needs fetched VGG weights).
         usm_targets: pixel and perceptual targets are the USM-sharpened HR (the D's real input
         never is). d_warmup_steps: steps at the start during which only the discriminators learn.
+        extra_loss_weight: multiplies the losses of the backbone's `training_outputs` hook
+        (FeMaSR: codebook and Gram feature matching; its recipe weighs them 1.0).
         """
         optimizers = {}
         for kind, given in (("g", g_optimizer), ("d", d_optimizer)):
@@ -265,6 +285,7 @@ class PBaSRTrainer(keras.Model):
             "gan_type": {"general": gan_type, "blur": blur_gan_type or gan_type},
             "usm_targets": bool(usm_targets),
             "d_warmup_steps": int(d_warmup_steps),
+            "extra_loss_weight": float(extra_loss_weight),
         }
         composite = MultiOptimizer(optimizers)
         if keras.backend.backend() == "tensorflow":
@@ -279,7 +300,7 @@ class PBaSRTrainer(keras.Model):
             networks[f"g_{branch}"] = self.generator(branch).trainable_variables
             networks[f"d_{branch}"] = self.discriminator(branch).trainable_variables
         composite.build_sub_optimizers(networks)
-        self._layout_cache = None
+        self._layout_cache = self._ema_pairs_cache = None
 
     # ---- shared loss code (backend-agnostic; the train steps differentiate it) -------------
 
@@ -309,12 +330,21 @@ class PBaSRTrainer(keras.Model):
             return self.discriminator_general(images, training=training)
         return self.discriminator_blur([images, mask], training=training)
 
+    def generator_forward(self, branch: str, lr, hr):
+        """Training-mode SR of one branch and the backbone's own losses ({} for backbones
+        without the `training_outputs` hook)."""
+        generator = self.generator(branch)
+        hook = getattr(generator, "training_outputs", None)
+        if hook is None:
+            return generator(lr, training=True), {}
+        return hook(lr, hr, prior=self.generator_prior)
+
     def generator_losses(self, parts: dict):
         """Generator step forward: returns (total loss, logs, {branch: SR})."""
         settings = self.loss_settings
         total, logs, srs = 0.0, {}, {}
         for branch, (lr, hr, mask) in parts.items():
-            sr = self.generator(branch)(lr, training=True)
+            sr, extra_losses = self.generator_forward(branch, lr, hr)
             target = usm_sharpen(hr) if settings["usm_targets"] else hr
             pixel = settings["pixel_weight"] * pixel_loss(sr, target, settings["pixel_criterion"])
             loss = pixel
@@ -323,6 +353,10 @@ class PBaSRTrainer(keras.Model):
                 perceptual = settings["perceptual_weight"] * self.perceptual_loss(sr, target)
                 loss = loss + perceptual
                 logs[f"{branch}_perceptual"] = perceptual
+            for name, value in extra_losses.items():
+                weighted = settings["extra_loss_weight"] * value
+                loss = loss + weighted
+                logs[f"{branch}_{name}"] = weighted
             fake_logits = self.discriminate(branch, sr, mask, training=True)
             gan = settings["gan_weight"] * gan_generator_loss(
                 fake_logits, settings["gan_type"][branch]
@@ -354,6 +388,24 @@ class PBaSRTrainer(keras.Model):
 
     # ---- state layout used by the backend steps --------------------------------------------
 
+    def ema_variable_pairs(self) -> dict[str, list[tuple]]:
+        """{branch: [(generator variable, EMA variable that follows it), ...]} for every branch
+        with an EMA copy; the one place that pairs them (cached).
+
+        EMA covers the generator's trainable weights only (BasicSR: parameters, not buffers).
+        """
+        if self._ema_pairs_cache is None:
+            pairs = {}
+            for branch in self.branches:
+                ema = self.ema_generator(branch)
+                if ema is not None:
+                    weights = zip(self.generator(branch).weights, ema.weights)
+                    pairs[branch] = [(src, dst) for src, dst in weights if src.trainable]
+            # Set past Keras' attribute tracking: tracked, these generator variables would also
+            # become the trainer's own weights and change its checkpoint layout.
+            object.__setattr__(self, "_ema_pairs_cache", pairs)
+        return self._ema_pairs_cache
+
     def state_layout(self) -> dict:
         """Positions of each network's variables in trainable_variables / non_trainable_variables
         and of each sub-optimizer's in optimizer.variables (cached after compile)."""
@@ -368,14 +420,10 @@ class PBaSRTrainer(keras.Model):
                 layout["d"][branch] = [
                     trainable[id(v)] for v in self.discriminator(branch).trainable_variables
                 ]
-                ema = self.ema_generator(branch)
-                if ema is not None:
-                    # EMA over the generator's trainable weights (BasicSR: parameters only).
-                    pairs = []
-                    for src, dst in zip(self.generator(branch).weights, ema.weights):
-                        if src.trainable:
-                            pairs.append((trainable[id(src)], non_trainable[id(dst)]))
-                    layout["ema"][branch] = pairs
+            for branch, pairs in self.ema_variable_pairs().items():
+                layout["ema"][branch] = [
+                    (trainable[id(src)], non_trainable[id(dst)]) for src, dst in pairs
+                ]
             layout["optimizer"] = self.optimizer.variable_slices()
             own = self.optimizer._variables
             layout["iterations"] = [id(v) for v in own].index(id(self.optimizer.iterations))

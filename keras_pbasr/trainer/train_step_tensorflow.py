@@ -7,14 +7,29 @@ from __future__ import annotations
 import tensorflow as tf
 
 
-def _apply_gated(optimizer, grads, variables, gate, optimizer_variables):
-    """optimizer.apply, undone (bit-exactly) where `gate` is False (discriminator warm-up)."""
-    if gate is None:
-        optimizer.apply(grads, variables)
+def _apply_generator_updates(trainer, grads, variables):
+    for branch in variables:
+        trainer.optimizer.sub_optimizer(f"g_{branch}").apply(grads[branch], variables[branch])
+
+
+def _apply_generator_updates_after_warmup(trainer, grads, variables, gate):
+    """The generator updates only where `gate` is True (discriminator warm-up)."""
+    if not tf.distribute.has_strategy():
+        # The skipped branch costs nothing: no update, no copies.
+        def apply():
+            _apply_generator_updates(trainer, grads, variables)
+            return tf.constant(True)
+
+        tf.cond(gate, apply, lambda: tf.constant(False))
         return
-    tracked = list(variables) + list(optimizer_variables)
+    # Under a distribution strategy the optimizers' cross-replica gradient sum (merge_call) is
+    # not allowed inside tf.cond, so apply and undo the update bit-exactly while warming up
+    # (this copies the generators and their optimizer state every step).
+    tracked = [v for branch in variables for v in variables[branch]]
+    for branch in variables:
+        tracked.extend(trainer.optimizer.sub_optimizer(f"g_{branch}").variables)
     before = [tf.identity(v) for v in tracked]
-    optimizer.apply(grads, variables)
+    _apply_generator_updates(trainer, grads, variables)
     for var, old in zip(tracked, before):
         var.assign(tf.where(gate, var, old))
 
@@ -42,43 +57,36 @@ def _update_ema(pairs, decay):
 def train_step(trainer, data):
     parts = trainer.split_batch(data)
     composite = trainer.optimizer
-    step = composite.iterations
     # Per-replica losses are summed by the optimizers' all-reduce: scale for a mean.
     replicas = tf.distribute.get_strategy().num_replicas_in_sync
 
-    generators = {b: trainer.generator(b) for b in parts}
     with tf.GradientTape() as tape:
         g_total, logs, srs = trainer.generator_losses(parts)
         g_scaled = g_total / replicas
-    g_vars = {b: generators[b].trainable_variables for b in parts}
+    g_vars = {b: trainer.generator(b).trainable_variables for b in parts}
     g_grads = tape.gradient(g_scaled, g_vars)
     warmup = trainer.loss_settings["d_warmup_steps"]
-    gate = tf.greater_equal(step, warmup) if warmup else None
-    for branch in parts:
-        optimizer = composite.sub_optimizer(f"g_{branch}")
-        _apply_gated(optimizer, g_grads[branch], g_vars[branch], gate, optimizer.variables)
+    if warmup:
+        gate = tf.greater_equal(composite.iterations, warmup)
+        _apply_generator_updates_after_warmup(trainer, g_grads, g_vars, gate)
+    else:
+        _apply_generator_updates(trainer, g_grads, g_vars)
 
-    discriminators = {b: trainer.discriminator(b) for b in parts}
     with tf.GradientTape() as tape:
         d_total, d_logs = trainer.discriminator_losses(parts, srs)
         d_scaled = d_total / replicas
-    d_vars = {b: discriminators[b].trainable_variables for b in parts}
+    d_vars = {b: trainer.discriminator(b).trainable_variables for b in parts}
     d_grads = tape.gradient(d_scaled, d_vars)
     for branch in parts:
         composite.sub_optimizer(f"d_{branch}").apply(d_grads[branch], d_vars[branch])
     logs.update(d_logs)
 
-    pairs = []
-    for branch in parts:
-        ema = trainer.ema_generator(branch)
-        if ema is not None:
-            weights = zip(trainer.generator(branch).weights, ema.weights)
-            pairs.extend((src, dst) for src, dst in weights if src.trainable)
+    pairs = [pair for branch in parts for pair in trainer.ema_variable_pairs().get(branch, [])]
     if pairs:
         _update_ema(pairs, trainer.ema_decay)
     if len(parts) == 2:
         logs["branch_cosine"] = trainer.branch_cosine_of(
             [v.value for v in trainer.trainable_variables]
         )
-    step.assign_add(1)
+    composite.iterations.assign_add(1)
     return logs

@@ -12,48 +12,47 @@ def _grads(loss, variables):
     return list(torch.autograd.grad(loss, params, allow_unused=True))
 
 
-def train_step(trainer, data):
-    parts = trainer.split_batch(data)
-    composite = trainer.optimizer
-    step = int(composite.iterations.value)
-
-    g_total, logs, srs = trainer.generator_losses(parts)
-    g_vars = {b: trainer.generator(b).trainable_variables for b in parts}
-    flat_g = [v for b in parts for v in g_vars[b]]
-    flat_grads = _grads(g_total, flat_g)
-    if step >= trainer.loss_settings["d_warmup_steps"]:
-        start = 0
-        with torch.no_grad():
-            for branch in parts:
-                count = len(g_vars[branch])
-                composite.sub_optimizer(f"g_{branch}").apply(
-                    flat_grads[start : start + count], g_vars[branch]
-                )
-                start += count
-
-    d_total, d_logs = trainer.discriminator_losses(parts, srs)
-    d_vars = {b: trainer.discriminator(b).trainable_variables for b in parts}
-    flat_d = [v for b in parts for v in d_vars[b]]
-    flat_grads = _grads(d_total, flat_d)
+def _apply_updates(trainer, kind, parts, variables, grads):
     start = 0
     with torch.no_grad():
         for branch in parts:
-            count = len(d_vars[branch])
-            composite.sub_optimizer(f"d_{branch}").apply(
-                flat_grads[start : start + count], d_vars[branch]
+            count = len(variables[branch])
+            trainer.optimizer.sub_optimizer(f"{kind}_{branch}").apply(
+                grads[start : start + count], variables[branch]
             )
             start += count
+
+
+def _update_ema(pairs, decay):
+    """dst <- dst * decay + src * (1 - decay), in place, as two fused multi-tensor ops."""
+    sources = [src.value for src, _ in pairs]
+    targets = [dst.value for _, dst in pairs]
+    torch._foreach_mul_(targets, decay)
+    torch._foreach_add_(targets, sources, alpha=1.0 - decay)
+
+
+def train_step(trainer, data):
+    parts = trainer.split_batch(data)
+    composite = trainer.optimizer
+
+    g_total, logs, srs = trainer.generator_losses(parts)
+    g_vars = {b: trainer.generator(b).trainable_variables for b in parts}
+    g_grads = _grads(g_total, [v for b in parts for v in g_vars[b]])
+    # Discriminator warm-up: a Python-level gate (reads the step only while there is a warm-up).
+    warmup = trainer.loss_settings["d_warmup_steps"]
+    if not warmup or int(composite.iterations.value) >= warmup:
+        _apply_updates(trainer, "g", parts, g_vars, g_grads)
+
+    d_total, d_logs = trainer.discriminator_losses(parts, srs)
+    d_vars = {b: trainer.discriminator(b).trainable_variables for b in parts}
+    d_grads = _grads(d_total, [v for b in parts for v in d_vars[b]])
+    _apply_updates(trainer, "d", parts, d_vars, d_grads)
     logs.update(d_logs)
 
     with torch.no_grad():
-        decay = trainer.ema_decay
-        for branch in parts:
-            ema = trainer.ema_generator(branch)
-            if ema is None:
-                continue
-            for src, dst in zip(trainer.generator(branch).weights, ema.weights):
-                if src.trainable:
-                    dst.assign(dst.value * decay + src.value * (1.0 - decay))
+        pairs = [pair for branch in parts for pair in trainer.ema_variable_pairs().get(branch, [])]
+        if pairs:
+            _update_ema(pairs, trainer.ema_decay)
         if len(parts) == 2:
             logs["branch_cosine"] = trainer.branch_cosine_of(
                 [v.value for v in trainer.trainable_variables]
