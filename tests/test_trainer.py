@@ -107,23 +107,6 @@ def assert_weights_close(a, b, atol=0.0):
         np.testing.assert_allclose(x, y, atol=atol, rtol=0)
 
 
-def assert_same_training(a, b, steps, learning_rate=1e-4, atol=1e-5, outlier_fraction=0.01):
-    """Weights of two runs that did the same training steps, up to CPU round-off.
-
-    Adam divides each gradient element by its own scale, so where an element's gradient is
-    near zero, round-off (TF's oneDNN kernels vary with memory layout and threads, run to run)
-    can move that weight by up to 2 * lr per step. Such elements must be rare: a real
-    difference in the training (wrong rows, wrong branch, a step too many) moves nearly all.
-    """
-    assert len(a) == len(b)
-    diff = np.concatenate([np.abs(x - y).ravel() for x, y in zip(a, b)])
-    assert diff.max() <= 2 * learning_rate * steps + atol, f"max difference {diff.max():.3g}"
-    outliers = int(np.count_nonzero(diff > atol))
-    assert outliers <= outlier_fraction * diff.size, (
-        f"{outliers} of {diff.size} weights differ by more than {atol}"
-    )
-
-
 def one_step_weights():
     """Weights of G_G, G_B, D_G, D_B and EMAs after one step on a fixed batch."""
     trainer = tiny_trainer()
@@ -251,7 +234,7 @@ def test_cross_fusion_in_fit_takes_effect_and_respects_interval(pbasr_runs):
     assert pbasr_runs["d_fusion_steps"] == [2]
     assert 0.0 < pbasr_runs["d_lambda"] < 0.999  # distinct branches: a real fusion
     # Fusion inside fit (JAX: with the state outside the variables) == fusing by hand.
-    assert_same_training(pbasr_runs["d_step3"], pbasr_runs["manual_step3"], steps=3)
+    assert_weights_close(pbasr_runs["d_step3"], pbasr_runs["manual_step3"], atol=1e-5)
 
 
 def test_lambda0_one_equals_two_independent_single_branch_runs(pbasr_runs):
@@ -264,9 +247,9 @@ def test_lambda0_one_equals_two_independent_single_branch_runs(pbasr_runs):
     blur_only.fit(stream([take(b, slice(2, 4)) for b in batches]), steps_per_epoch=2, verbose=0)
     a = pbasr_runs["a_step2"]
     for name in ("generator_general", "discriminator_general", "generator_general_ema"):
-        assert_same_training(a[name], weights_of(getattr(general_only, name)), steps=2)
+        assert_weights_close(a[name], weights_of(getattr(general_only, name)), 1e-5)
     for name in ("generator_blur", "discriminator_blur", "generator_blur_ema"):
-        assert_same_training(a[name], weights_of(getattr(blur_only, name)), steps=2)
+        assert_weights_close(a[name], weights_of(getattr(blur_only, name)), 1e-5)
     # The branches really trained apart.
     assert max(
         float(np.max(np.abs(g - b)))
@@ -321,7 +304,7 @@ def test_resume_after_interruption_reproduces_uninterrupted_run(pbasr_runs, tmp_
     )
     assert cfm.fusion_steps == [2]  # the CFM phase follows the global step
     got = weights_of(trainer.generator_general) + weights_of(trainer.generator_blur)
-    assert_same_training(got, pbasr_runs["d_step3"], steps=3)
+    assert_weights_close(got, pbasr_runs["d_step3"], atol=1e-5)
 
 
 def test_non_finite_loss_stops_with_step_and_keeps_last_good_checkpoint(pbasr_runs, tmp_path):
@@ -340,8 +323,21 @@ def test_non_finite_loss_stops_with_step_and_keeps_last_good_checkpoint(pbasr_ru
     a = pbasr_runs["a_step2"]
     kept = weights_of(trainer.generator_general) + weights_of(trainer.discriminator_blur)
     assert all(np.isfinite(w).all() for w in kept)  # step 3 (the NaN batch) would be NaN
-    assert_same_training(weights_of(trainer.generator_general), a["generator_general"], steps=2)
-    assert_same_training(weights_of(trainer.discriminator_blur), a["discriminator_blur"], steps=2)
+    assert_weights_close(weights_of(trainer.generator_general), a["generator_general"], 1e-5)
+    assert_weights_close(weights_of(trainer.discriminator_blur), a["discriminator_blur"], 1e-5)
+
+
+def test_fit_leaves_the_users_batches_untouched(pbasr_runs):
+    # TF kernels once wrote step results into the numpy arrays a generator yielded (the graph's
+    # input tensors shared their memory): a few of every 8 batches changed, and runs that
+    # re-yield batches trained on garbage.
+    trainer = pbasr_runs["trainer"]
+    trainer.load_weights(pbasr_runs["initial"])
+    batches = make_batches(12, seed=7)
+    trainer.fit((b for b in batches), steps_per_epoch=12, verbose=0)
+    for i, (used, fresh) in enumerate(zip(batches, make_batches(12, seed=7))):
+        for key in fresh:
+            np.testing.assert_array_equal(used[key], fresh[key], err_msg=f"batch {i} {key}")
 
 
 def test_fit_on_real_images_logs_every_loss(shared_data):

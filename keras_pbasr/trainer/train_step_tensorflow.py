@@ -55,6 +55,10 @@ def _update_ema(pairs, decay):
 
 
 def train_step(trainer, data):
+    # Batches from a Python generator reach the graph as tensors that share memory with the
+    # user's numpy arrays, and TF kernels may write their outputs into an input buffer they
+    # think they own: without a copy, fit() overwrote batches that a generator yields again.
+    data = tf.nest.map_structure(lambda x: tf.raw_ops.DeepCopy(x=x), data)
     parts = trainer.split_batch(data)
     composite = trainer.optimizer
     # Per-replica losses are summed by the optimizers' all-reduce: scale for a mean.
