@@ -11,6 +11,7 @@ from keras_pbasr.models.discriminators import (
     ConditionalUNetDiscriminatorSN,
     UNetDiscriminatorSN,
 )
+from keras_pbasr.models.femasr.femasr_backbone import FeMaSR, FeMaSRHQ
 from keras_pbasr.models.rrdbnet.rrdbnet_backbone import RRDBNet
 from keras_pbasr.models.srformer.srformer_backbone import SRFormer
 from keras_pbasr.models.srvgg.srvgg_backbone import SRVGGNetCompact
@@ -20,6 +21,8 @@ from keras_pbasr.version import __version__
 __all__ = [
     "ConditionalUNetDiscriminatorSN",
     "CrossFusion",
+    "FeMaSR",
+    "FeMaSRHQ",
     "PBaSRTrainer",
     "RRDBNet",
     "SRFormer",

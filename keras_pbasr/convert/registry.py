@@ -24,6 +24,7 @@ CONVERTER_MODULES = [
     "keras_pbasr.models.rrdbnet.rrdbnet_convert",
     "keras_pbasr.models.srvgg.srvgg_convert",
     "keras_pbasr.models.srformer.srformer_convert",
+    "keras_pbasr.models.femasr.femasr_convert",
     "keras_pbasr.models.discriminators.discriminator_convert",
 ]
 

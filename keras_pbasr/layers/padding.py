@@ -68,3 +68,40 @@ class CropToScaledInput(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "scale": self.scale}
+
+
+def symmetric_indices(length, padded_length):
+    """Indices 0..padded_length-1 into an axis of `length` that continue it by mirror
+    reflection repeating the edge (numpy 'symmetric', torch.flip + cat); beyond one
+    reflection the pattern keeps bouncing, so inputs smaller than the padding still work."""
+    period = 2 * length
+    phase = ops.mod(ops.arange(padded_length), period)
+    return ops.where(phase < length, phase, period - 1 - phase)
+
+
+@saving.register_keras_serializable(package="keras_pbasr")
+class SymmetricPadPastMultiple(layers.Layer):
+    """Symmetric-pads the bottom and right of (N, H, W, C) to the next multiple of `multiple`
+    strictly above each size, i.e. by 1..multiple pixels (FeMaSR's and PBaSR's `test`, which
+    pad by `(size // multiple + 1) * multiple - size` even when the size is a multiple)."""
+
+    def __init__(self, multiple: int, **kwargs):
+        super().__init__(**kwargs)
+        self.multiple = int(multiple)
+
+    def call(self, x):
+        _, height, width, _ = ops.shape(x)
+        padded_height = (height // self.multiple + 1) * self.multiple
+        padded_width = (width // self.multiple + 1) * self.multiple
+        x = ops.take(x, symmetric_indices(height, padded_height), axis=1)
+        return ops.take(x, symmetric_indices(width, padded_width), axis=2)
+
+    def compute_output_shape(self, input_shape):
+        def padded(size):
+            return None if size is None else (size // self.multiple + 1) * self.multiple
+
+        n, h, w, c = input_shape
+        return (n, padded(h), padded(w), c)
+
+    def get_config(self):
+        return {**super().get_config(), "multiple": self.multiple}

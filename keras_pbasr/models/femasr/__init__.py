@@ -1,0 +1,1 @@
+"""FeMaSR: VQGAN-prior super-resolution (HQ stage and LQ stage)."""
