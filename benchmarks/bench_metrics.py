@@ -1,12 +1,22 @@
-"""Seconds per 512x512 image pair for each metric on the current Keras backend.
+"""Seconds per 512x512 image pair for each metric on the current Keras backend, against a
+reference implementation timed in the same run.
 
-Reference: piq and pyiqa need torchvision, which does not import beside torch 2.13 here, so
-the reference measured in the same run is our own code on Keras' numpy backend (pure
-numpy/scipy, run in a subprocess with KERAS_BACKEND=numpy). Metrics whose weights are not
-cached (LPIPS/DISTS: `pbasr weights fetch ...`; NIQE: `python -m
-keras_pbasr.weights.niqe_params`) are skipped with a note.
+piq and pyiqa need torchvision, which is not installed beside torch 2.13 here, so the
+references are:
 
-    python -m benchmarks metrics [--quick]
+- PSNR, SSIM: scikit-image (`peak_signal_noise_ratio`, `structural_similarity` with pyiqa's
+  settings: Gaussian 11x11, sigma 1.5, population covariance) on the same YIQ luma;
+- LPIPS (AlexNet), DISTS: the independent plain-PyTorch modules of tests/torch_reference
+  with the same pretrained weights (what the parity tests compare against);
+- MS-SSIM, GMSD, VIF, VSI, NIQE (no independent implementation runs here): our own keras.ops
+  code on Keras' numpy backend (numpy/scipy, in a subprocess with KERAS_BACKEND=numpy).
+
+Each row also gives the first call (on JAX: compilation for a new image size) and the value,
+so that reference and candidate can be seen to compute the same thing. Metrics whose weights
+are not cached (LPIPS/DISTS: `pbasr weights fetch alexnet lpips_alex vgg16 dists`; NIQE:
+`python -m keras_pbasr.weights.niqe_params`) are skipped with a note.
+
+    KERAS_BACKEND=jax python -m benchmarks metrics [--quick]
 """
 
 from __future__ import annotations
@@ -15,14 +25,16 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 
 from keras_pbasr.utils.timing import time_callable
 
 SIZE = 512
-# VGG16/AlexNet convolutions on Keras' numpy backend take minutes per 512x512 image.
-NO_NUMPY_REFERENCE = ("lpips_alex", "dists")
+METRIC_NAMES = ("psnr", "ssim", "ms_ssim", "gmsd", "vif", "vsi", "niqe", "lpips_alex", "dists")
+NUMPY_BACKEND_REFERENCE = ("ms_ssim", "gmsd", "vif", "vsi", "niqe")
+YIQ_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 
 def image_pair() -> tuple[np.ndarray, np.ndarray]:
@@ -37,8 +49,8 @@ def image_pair() -> tuple[np.ndarray, np.ndarray]:
     return sr[None].astype(np.float32), hr[None]
 
 
-def metric_calls() -> dict:
-    """{name: callable(sr, hr)} for the metrics whose weights are available."""
+def available_metrics() -> dict:
+    """{name: callable(sr, hr) -> (N,)} of our metrics whose weights are available."""
     from keras_pbasr import metrics
     from keras_pbasr.weights import is_cached
     from keras_pbasr.weights.niqe_params import niqe_params_path
@@ -60,27 +72,73 @@ def metric_calls() -> dict:
     return calls
 
 
-def _median_seconds(fn, repeats: int) -> float:
-    return float(np.median(time_callable(fn, warmup=1, repeats=repeats)))
+# ---- references --------------------------------------------------------------------------
 
 
-def reference_worker(repeats: int) -> None:
-    """Runs in the subprocess: times every metric on Keras' numpy backend, prints JSON."""
+def skimage_psnr(sr: np.ndarray, hr: np.ndarray) -> float:
+    from skimage.metrics import peak_signal_noise_ratio
+
+    return peak_signal_noise_ratio(hr[0] @ YIQ_LUMA, sr[0] @ YIQ_LUMA, data_range=1.0)
+
+
+def skimage_ssim(sr: np.ndarray, hr: np.ndarray) -> float:
+    from skimage.metrics import structural_similarity
+
+    def luma_255(x):
+        return np.round((x[0] @ YIQ_LUMA) * 255.0).astype(np.float64)
+
+    return structural_similarity(luma_255(sr), luma_255(hr), gaussian_weights=True, sigma=1.5,
+                                 use_sample_covariance=False, data_range=255.0)
+
+
+def torch_references(names) -> dict:
+    """{name: callable(sr, hr)} running the plain-PyTorch LPIPS / DISTS references."""
+    import torch
+
+    from benchmarks.bench_perceptual import torch_dists_reference, torch_lpips_reference
+    from tests.torch_reference.feature_nets import nhwc_to_torch
+
+    modules = {}
+    if "lpips_alex" in names:
+        modules["lpips_alex"] = torch_lpips_reference("alex")
+    if "dists" in names:
+        modules["dists"] = torch_dists_reference()
+
+    def call(module):
+        def run(sr, hr):
+            with torch.no_grad():
+                return float(module(nhwc_to_torch(sr), nhwc_to_torch(hr)).reshape(-1)[0])
+        return run
+
+    return {name: call(module) for name, module in modules.items()}
+
+
+def _first_and_median(fn, repeats: int) -> tuple[float, float, object]:
+    t0 = time.perf_counter()
+    value = fn()
+    first = time.perf_counter() - t0
+    return first, float(np.median(time_callable(fn, warmup=0, repeats=repeats))), value
+
+
+def numpy_backend_worker(names: list[str], repeats: int) -> None:
+    """Runs in the subprocess (KERAS_BACKEND=numpy): times our metrics, prints JSON."""
     import keras
 
     sr, hr = image_pair()
+    calls = available_metrics()
     out = {}
-    for name, fn in metric_calls().items():
-        if name in NO_NUMPY_REFERENCE:
-            continue
-        out[name] = _median_seconds(lambda fn=fn: keras.ops.convert_to_numpy(fn(sr, hr)),
-                                    repeats)
+    for name in names:
+        if name in calls:
+            first, median, value = _first_and_median(
+                lambda fn=calls[name]: keras.ops.convert_to_numpy(fn(sr, hr)), repeats)
+            out[name] = {"first": first, "median": median, "value": float(value[0])}
     print("RESULT " + json.dumps(out))
 
 
-def _reference_timings(repeats: int) -> dict:
+def _numpy_backend_timings(names: list[str], repeats: int) -> dict:
     env = {**os.environ, "KERAS_BACKEND": "numpy"}
-    code = f"from benchmarks.bench_metrics import reference_worker; reference_worker({repeats})"
+    code = ("from benchmarks.bench_metrics import numpy_backend_worker; "
+            f"numpy_backend_worker({names!r}, {repeats})")
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                             text=True, timeout=3600)
     for line in result.stdout.splitlines():
@@ -93,22 +151,40 @@ def run(bench) -> None:
     import keras
 
     sr, hr = image_pair()
-    repeats = 1 if bench.quick else 5
-    bench.note("Reference = the same keras.ops code on Keras' numpy backend (subprocess); "
-               "piq/pyiqa need torchvision, which does not import beside torch 2.13 here.")
-    bench.note("LPIPS and DISTS have no numpy reference (their CNNs take minutes per image "
-               "on Keras' numpy backend).")
-    bench.note("Timings taken on a shared 2-core machine are noisy; rerun on a quiet one.")
-    reference = _reference_timings(repeats)
-    calls = metric_calls()
-    for name in ("niqe", "lpips_alex", "dists"):
+    repeats = 1 if bench.quick else 3
+    backend = keras.backend.backend()
+    calls = available_metrics()
+    for name in METRIC_NAMES:
         if name not in calls:
             bench.note(f"{name} skipped: its weights/parameters are not cached")
-    backend = keras.backend.backend()
+    references = {"psnr": skimage_psnr, "ssim": skimage_ssim, **torch_references(calls)}
+    reference_names = {"psnr": "scikit-image (reference)", "ssim": "scikit-image (reference)",
+                       "lpips_alex": "torch reference module (reference)",
+                       "dists": "torch reference module (reference)"}
+    numpy_backend = _numpy_backend_timings(
+        [n for n in NUMPY_BACKEND_REFERENCE if n in calls], repeats)
     for name, fn in calls.items():
-        if name in reference:
-            bench.record(name, "keras numpy backend (reference)", reference[name],
-                         reference=True)
-        bench.measure(name, f"keras {backend}",
-                      lambda fn=fn: keras.ops.convert_to_numpy(fn(sr, hr)),
-                      warmup=1, repeats=repeats, pixels=f"{SIZE}x{SIZE}")
+        if name in numpy_backend:
+            ref = numpy_backend[name]
+            bench.record(name, "our code on Keras' numpy backend (reference)", ref["median"],
+                         reference=True, first_call_s=f"{ref['first']:.2f}",
+                         value=f"{ref['value']:.6f}")
+        else:
+            first, median, value = _first_and_median(lambda ref=references[name]: ref(sr, hr),
+                                                     repeats)
+            bench.record(name, reference_names[name], median, reference=True,
+                         first_call_s=f"{first:.2f}", value=f"{float(value):.6f}")
+        first, median, value = _first_and_median(
+            lambda fn=fn: keras.ops.convert_to_numpy(fn(sr, hr)), repeats)
+        bench.record(name, f"keras_pbasr on {backend}", median, first_call_s=f"{first:.2f}",
+                     value=f"{float(value[0]):.6f}")
+        print(f"  {name}: reference {bench.timings[-2].median_s:.3f} s, "
+              f"{backend} {median:.3f} s (first call {first:.2f} s)", flush=True)
+    bench.note("Seconds per 512x512 pair (skimage astronaut vs a blurred noisy copy): median of "
+               f"{repeats} call(s) after a first call, which is reported separately "
+               "(on JAX it includes compiling the metric for this image size).")
+    bench.note("References: scikit-image for PSNR and SSIM; the plain-PyTorch modules of "
+               "tests/torch_reference for LPIPS and DISTS; for MS-SSIM, GMSD, VIF, VSI and NIQE "
+               "our own keras.ops code on Keras' numpy backend (piq/pyiqa need torchvision, "
+               "which is not installed beside torch 2.13 here).")
+    bench.note("Timings taken on a shared 2-core machine are noisy; rerun on a quiet one.")

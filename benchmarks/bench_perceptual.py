@@ -32,7 +32,7 @@ def _torch_features(network: str) -> Features:
     return features.eval()
 
 
-def _torch_lpips(net: str) -> LPIPSReference:
+def torch_lpips_reference(net: str) -> LPIPSReference:
     reference = LPIPSReference(net, _torch_features("alexnet" if net == "alex" else "vgg16"))
     heads = load_weights_arrays(f"lpips_{net}")
     for i in range(5):
@@ -41,7 +41,7 @@ def _torch_lpips(net: str) -> LPIPSReference:
     return reference.eval()
 
 
-def _torch_dists() -> DISTSReference:
+def torch_dists_reference() -> DISTSReference:
     reference = DISTSReference(_torch_features("vgg16"))
     arrays = load_weights_arrays("dists")
     reference.alpha.data = torch.from_numpy(arrays["alpha"].reshape(1, -1, 1, 1).copy())
@@ -59,7 +59,7 @@ def run(bench) -> None:
     shape = f"1x{size}x{size}"
 
     for net in ("alex", "vgg"):
-        reference, model = _torch_lpips(net), LPIPS(net)
+        reference, model = torch_lpips_reference(net), LPIPS(net)
 
         def torch_lpips(reference=reference):
             with torch.no_grad():
@@ -69,7 +69,7 @@ def run(bench) -> None:
         bench.measure(f"lpips_{net} {shape}", "keras",
                       lambda model=model: ops.convert_to_numpy(model(x, y)))
 
-    reference, model = _torch_dists(), DISTS()
+    reference, model = torch_dists_reference(), DISTS()
 
     def torch_dists():
         with torch.no_grad():

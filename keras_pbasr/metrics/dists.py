@@ -14,7 +14,7 @@ import numpy as np
 from keras import ops
 
 from keras_pbasr.models.feature_nets import FeatureExtractor
-from keras_pbasr.models.feature_nets.pooling import weighted_spatial_mean
+from keras_pbasr.models.feature_nets.pooling import area_resize, weighted_spatial_mean
 from keras_pbasr.weights.store import load_weights_arrays, require_cached
 
 DISTS_TAPS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3")
@@ -34,6 +34,9 @@ def imagenet_normalize(images):
 def dists_stage_terms(fx, fy, alpha, beta, weight=None):
     """One stage's (sum_c alpha_c*S1_c, sum_c beta_c*S2_c), each (N,). `weight` (N, H, W, 1)
     at input resolution turns the spatial means into area-resized weighted means."""
+    if weight is not None:
+        # Resized to this stage once; the five weighted means below use it as it is.
+        weight = area_resize(weight, int(fx.shape[1]), int(fx.shape[2]))
     mean_x = weighted_spatial_mean(fx, weight)
     mean_y = weighted_spatial_mean(fy, weight)
     s1 = (2 * mean_x * mean_y + DISTS_C1) / (mean_x**2 + mean_y**2 + DISTS_C1)
@@ -100,8 +103,11 @@ class DISTS(keras.Model):
     def layer_terms(self, x, y, weight=None) -> list[tuple]:
         x = ops.cast(x, "float32")
         y = ops.cast(y, "float32")
-        stages_x = [x, *self.features(imagenet_normalize(x))]
-        stages_y = [y, *self.features(imagenet_normalize(y))]
+        # x and y through VGG16 as one batch: one pass instead of two.
+        both = self.features(imagenet_normalize(ops.concatenate([x, y], axis=0)))
+        halves = [ops.split(f, 2, axis=0) for f in both]
+        stages_x = [x, *(fx for fx, _ in halves)]
+        stages_y = [y, *(fy for _, fy in halves)]
         total = ops.sum(self.alpha) + ops.sum(self.beta)
         bounds = np.cumsum((0, *DISTS_CHANNELS))
         terms = []

@@ -18,8 +18,8 @@ import numpy as np
 
 from keras_pbasr.metrics.catalog import DEFAULT_METRICS, METRICS, check_metric_names, compute_metric
 from keras_pbasr.metrics.regions import REGIONS
+from keras_pbasr.utils.image_files import find_image_files, image_to_float_rgb, read_image_array
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 SIZE_POLICIES = ("error", "crop")
 # ReBlurSR label codes (reference.md section 3).
 AREA_CODES = {0: "large", 1: "medium", 2: "small"}
@@ -34,36 +34,22 @@ def list_images(folder: str | Path) -> dict[str, Path]:
     if not folder.is_dir():
         raise FileNotFoundError(f"image folder {folder} does not exist")
     found: dict[str, Path] = {}
-    for path in sorted(folder.iterdir()):
-        if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
-            if path.stem in found:
-                raise ValueError(f"{folder}: two images share the stem {path.stem!r} "
-                                 f"({found[path.stem].name}, {path.name})")
-            found[path.stem] = path
+    for path in find_image_files(folder):
+        if path.stem in found:
+            raise ValueError(f"{folder}: two images share the stem {path.stem!r} "
+                             f"({found[path.stem].name}, {path.name})")
+        found[path.stem] = path
     return found
 
 
 def read_rgb(path: Path) -> np.ndarray:
     """(H, W, 3) float32 RGB in [0, 1]; gray is repeated, alpha is dropped."""
-    from keras_pbasr.inference.image_io import read_image
-
-    array = read_image(path)
-    scale = 65535.0 if array.dtype == np.uint16 else 255.0
-    image = array.astype(np.float32) / scale
-    if image.ndim == 2:
-        image = image[..., None]
-    if image.shape[-1] in (2, 4):
-        image = image[..., :-1]
-    if image.shape[-1] == 1:
-        image = np.repeat(image, 3, axis=-1)
-    return image
+    return image_to_float_rgb(read_image_array(path), alpha="drop")
 
 
 def read_blur_mask(path: Path) -> np.ndarray:
     """(H, W) float32 blur map in [0, 255] (0 = blurred, 255 = sharp)."""
-    from keras_pbasr.inference.image_io import read_image
-
-    array = read_image(path)
+    array = read_image_array(path)
     mask = array.astype(np.float32) / (257.0 if array.dtype == np.uint16 else 1.0)
     return mask[..., 0] if mask.ndim == 3 else mask
 

@@ -7,8 +7,7 @@ cross-correlation (like torch's F.conv2d, which the reference implementations us
 from __future__ import annotations
 
 import contextlib
-import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import keras
 import numpy as np
@@ -29,17 +28,6 @@ def float64_scope() -> Iterator[None]:
             yield
     else:
         yield
-
-
-def computes_in_float64(fn: Callable) -> Callable:
-    """Runs a metric function inside float64_scope, so its float64 math is float64 on JAX."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        with float64_scope():
-            return fn(*args, **kwargs)
-
-    return wrapper
 
 
 def pad2d(x, top: int, bottom: int, left: int, right: int, mode: str = "reflect"):
@@ -70,6 +58,15 @@ def filter2d(x, kernel: np.ndarray, stride: int | tuple[int, int] = 1):
     return ops.transpose(out, (0, 2, 3, 1))
 
 
+def filter_bank2d(x, kernels: np.ndarray, stride: int | tuple[int, int] = 1):
+    """'valid' cross-correlation of single-channel x (N, H, W, 1) with F kernels (k, k, F),
+    in one convolution -> (N, h, w, F)."""
+    if x.shape[-1] != 1:
+        raise ValueError(f"filter_bank2d takes one channel, got {x.shape[-1]}")
+    k = ops.cast(ops.convert_to_tensor(np.asarray(kernels, "float64")[:, :, None, :]), x.dtype)
+    return ops.conv(x, k, strides=stride, padding="valid")
+
+
 def gaussian_window(size: int, sigma: float) -> np.ndarray:
     """MATLAB fspecial('gaussian', size, sigma), rounded to float32 values like pyiqa's."""
     m = (size - 1.0) / 2.0
@@ -82,8 +79,7 @@ def gaussian_window(size: int, sigma: float) -> np.ndarray:
 def avg_pool2x2_zero_pad(x):
     """torch avg_pool2d(kernel 2, padding=(H % 2, W % 2)) with zero padding counted."""
     ph, pw = x.shape[1] % 2, x.shape[2] % 2
-    x = pad2d(x, ph, ph, pw, pw, mode="constant")
-    return filter2d(x, np.full((2, 2), 0.25), stride=2)
+    return mean_pool(pad2d(x, ph, ph, pw, pw, mode="constant"), 2)
 
 
 def mean_pool(x, k: int):

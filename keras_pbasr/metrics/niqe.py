@@ -14,7 +14,8 @@ import numpy as np
 from keras import ops
 
 from keras_pbasr.metrics.color import luma_255
-from keras_pbasr.metrics.functional import computes_in_float64, filter2d, gaussian_window, pad2d
+from keras_pbasr.metrics.compilation import compiled_metric
+from keras_pbasr.metrics.functional import filter2d, gaussian_window, pad2d
 from keras_pbasr.metrics.regions import crop_border as crop
 from keras_pbasr.metrics.resize import imresize_matlab
 
@@ -75,8 +76,10 @@ def block_features(blocks):
 def mscn(img, window: np.ndarray):
     """Mean-subtracted contrast-normalised coefficients (replicate padding, C = 1)."""
     p = window.shape[0] // 2
-    mu = filter2d(pad2d(img, p, p, p, p, mode="edge"), window)
-    second = filter2d(pad2d(img * img, p, p, p, p, mode="edge"), window)
+    # The local mean and second moment in one filtering call (channels filtered independently).
+    moments = filter2d(pad2d(ops.concatenate([img, img * img], axis=-1), p, p, p, p, mode="edge"),
+                       window)
+    mu, second = moments[..., :1], moments[..., 1:]
     sigma = ops.sqrt(ops.abs(second - mu * mu) + np.finfo(np.float64).eps)
     return (img - mu) / (sigma + 1.0)
 
@@ -102,7 +105,6 @@ def _nan_mvg(features):
     return mean, cov
 
 
-@computes_in_float64
 def niqe(img, *, crop_border: int = 0, color_space: str = "yiq", params=None):
     """NIQE per image of (N, H, W, 3) RGB in [0, 1]; images need at least 96x96 px.
 
@@ -120,6 +122,13 @@ def niqe(img, *, crop_border: int = 0, color_space: str = "yiq", params=None):
     if min(h, w) < BLOCK_SIZE:
         raise ValueError(f"NIQE needs images of at least {BLOCK_SIZE}x{BLOCK_SIZE} px, "
                          f"got {h}x{w}")
+    return _niqe(img, np.asarray(params["mu"], "float64"), np.asarray(params["cov"], "float64"),
+                 color_space=color_space)
+
+
+@compiled_metric(static=("color_space",))
+def _niqe(img, mu_pris, cov_pris, *, color_space: str):
+    h, w = img.shape[1], img.shape[2]
     y = luma_255(img, color_space)
     y = y[:, : h // BLOCK_SIZE * BLOCK_SIZE, : w // BLOCK_SIZE * BLOCK_SIZE, :]
     window = gaussian_window(7, 7.0 / 6.0)
@@ -136,9 +145,8 @@ def niqe(img, *, crop_border: int = 0, color_space: str = "yiq", params=None):
             y = ops.cast(small, "float64") * 255.0
     features = ops.concatenate(features, axis=-1)
     mean, cov = _nan_mvg(features)
-    mu_pris = ops.cast(ops.convert_to_tensor(params["mu"]), "float64")
-    cov_pris = ops.cast(ops.convert_to_tensor(params["cov"]), "float64")
-    inv = ops.pinv((cov_pris[None] + cov) / 2)
+    mu_pris = ops.cast(mu_pris, "float64")
+    inv = ops.pinv((ops.cast(cov_pris, "float64")[None] + cov) / 2)
     diff = (mu_pris[None] - mean)[:, None, :]
     quality = ops.matmul(ops.matmul(diff, inv), ops.transpose(diff, (0, 2, 1)))
     return ops.sqrt(ops.reshape(quality, (-1,)))

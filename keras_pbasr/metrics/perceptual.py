@@ -1,7 +1,8 @@
 """LPIPS and DISTS as metric functions with region weights (networks in lpips.py, dists.py).
 
-The networks run in float32 like the references. A region weight is area-averaged to each
-layer's resolution inside the networks (weighted spatial means; never the metric of x * w).
+The networks run in float32 like the references, compiled (see compilation.py). A region
+weight is area-averaged to each layer's resolution inside the networks (weighted spatial
+means; never the metric of x * w).
 Pretrained weights come from `pbasr weights fetch ...`; missing ones raise
 MissingWeightsError naming that command.
 """
@@ -12,6 +13,7 @@ import functools
 
 from keras import ops
 
+from keras_pbasr.metrics.compilation import compiled_model_call
 from keras_pbasr.metrics.regions import nan_if_empty, prepare_pair
 
 
@@ -32,12 +34,12 @@ def dists_model():
 def lpips(sr, hr, weight=None, *, crop_border: int = 0, net: str = "alex", model=None):
     """LPIPS v0.1 per image (lower is better) of (N, H, W, 3) RGB in [0, 1]; (N,)."""
     sr, hr, weight = prepare_pair(sr, hr, weight, crop_border, f"LPIPS-{net}")
-    model = model or lpips_model(net)
-    return nan_if_empty(ops.cast(model(sr, hr, weight=weight), "float32"), weight)
+    score = compiled_model_call(model or lpips_model(net))(sr, hr, weight)
+    return nan_if_empty(ops.cast(score, "float32"), weight)
 
 
 def dists(sr, hr, weight=None, *, crop_border: int = 0, model=None):
     """DISTS per image (lower is better) of (N, H, W, 3) RGB in [0, 1]; (N,)."""
     sr, hr, weight = prepare_pair(sr, hr, weight, crop_border, "DISTS")
-    model = model or dists_model()
-    return nan_if_empty(ops.cast(model(sr, hr, weight=weight), "float32"), weight)
+    score = compiled_model_call(model or dists_model())(sr, hr, weight)
+    return nan_if_empty(ops.cast(score, "float32"), weight)

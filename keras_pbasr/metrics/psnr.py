@@ -5,11 +5,11 @@ from __future__ import annotations
 from keras import ops
 
 from keras_pbasr.metrics.color import rgb_to_luma
-from keras_pbasr.metrics.functional import computes_in_float64, weighted_mean
+from keras_pbasr.metrics.compilation import compiled_metric
+from keras_pbasr.metrics.functional import weighted_mean
 from keras_pbasr.metrics.regions import nan_if_empty, prepare_pair
 
 
-@computes_in_float64
 def psnr(
     sr,
     hr,
@@ -25,6 +25,11 @@ def psnr(
     With a region weight (N, H, W, 1) the MSE is the weighted mean of squared errors.
     """
     sr, hr, weight = prepare_pair(sr, hr, weight, crop_border, "PSNR")
+    return _psnr(sr, hr, weight, y_channel=y_channel, color_space=color_space)
+
+
+@compiled_metric(static=("y_channel", "color_space"))
+def _psnr(sr, hr, weight, *, y_channel: bool, color_space: str):
     if y_channel:
         sr, hr = rgb_to_luma(sr, color_space), rgb_to_luma(hr, color_space)
     err = ops.cast(ops.square(sr - hr), "float64")

@@ -6,10 +6,11 @@ import numpy as np
 from keras import ops
 
 from keras_pbasr.metrics.color import luma_255
+from keras_pbasr.metrics.compilation import compiled_metric
 from keras_pbasr.metrics.functional import (
     avg_pool2x2_zero_pad,
-    computes_in_float64,
     filter2d,
+    mean_pool,
     pad2d,
     weighted_mean,
 )
@@ -65,7 +66,6 @@ def _check_min_size(h: int, w: int, minimum: int, metric: str, why: str) -> None
                          f"got {h}x{w}")
 
 
-@computes_in_float64
 def ssim(
     sr,
     hr,
@@ -82,6 +82,11 @@ def ssim(
     """
     sr, hr, weight = prepare_pair(sr, hr, weight, crop_border, "SSIM")
     _check_min_size(sr.shape[1], sr.shape[2], WINDOW_SIZE, "SSIM", "one 11x11 window")
+    return _ssim(sr, hr, weight, y_channel=y_channel, color_space=color_space)
+
+
+@compiled_metric(static=("y_channel", "color_space"))
+def _ssim(sr, hr, weight, *, y_channel: bool, color_space: str):
     x = _gray_255(sr, y_channel, color_space)
     y = _gray_255(hr, y_channel, color_space)
     ssim_map, _ = ssim_maps(x, y)
@@ -97,7 +102,6 @@ def ms_ssim_min_size(levels: int = len(MS_SSIM_WEIGHTS)) -> int:
     return size
 
 
-@computes_in_float64
 def ms_ssim(
     sr,
     hr,
@@ -114,19 +118,25 @@ def ms_ssim(
     sr, hr, weight = prepare_pair(sr, hr, weight, crop_border, "MS-SSIM")
     _check_min_size(sr.shape[1], sr.shape[2], ms_ssim_min_size(), "MS-SSIM",
                     "an 11x11 window at the 5th scale")
+    return _ms_ssim(sr, hr, weight, y_channel=y_channel, color_space=color_space)
+
+
+@compiled_metric(static=("y_channel", "color_space"))
+def _ms_ssim(sr, hr, weight, *, y_channel: bool, color_space: str):
     x = _gray_255(sr, y_channel, color_space)
     y = _gray_255(hr, y_channel, color_space)
     w = ops.cast(weight, "float64")
     region_present = w
+    pair = ops.concatenate([x, y], axis=-1)  # pooled together, as two channels
     cs_values = []
     for level in range(len(MS_SSIM_WEIGHTS)):
-        ssim_map, cs_map = ssim_maps(x, y)
+        ssim_map, cs_map = ssim_maps(pair[..., :1], pair[..., 1:])
         wv = valid_weight(w)
         cs_values.append(weighted_mean(cs_map, wv))
         if level == len(MS_SSIM_WEIGHTS) - 1:
             ssim_value = weighted_mean(ssim_map, wv)
             break
-        x, y = avg_pool2x2_zero_pad(x), avg_pool2x2_zero_pad(y)
+        pair = avg_pool2x2_zero_pad(pair)
         w = pool_weight_2x2(w)
     exps = np.asarray(MS_SSIM_WEIGHTS)
     value = ssim_value ** exps[-1]
@@ -138,5 +148,4 @@ def ms_ssim(
 def pool_weight_2x2(w):
     """2x2 area average of a weight map to the size avg_pool2x2_zero_pad gives the image."""
     ph, pw = w.shape[1] % 2, w.shape[2] % 2
-    w = pad2d(w, ph, ph, pw, pw, mode="edge")
-    return filter2d(w, np.full((2, 2), 0.25), stride=2)
+    return mean_pool(pad2d(w, ph, ph, pw, pw, mode="edge"), 2)

@@ -6,7 +6,8 @@ import numpy as np
 from keras import ops
 
 from keras_pbasr.metrics.color import rgb_to_lab, rgb_to_lmn
-from keras_pbasr.metrics.functional import computes_in_float64, filter2d, mean_pool, pad2d
+from keras_pbasr.metrics.compilation import compiled_metric
+from keras_pbasr.metrics.functional import filter_bank2d, mean_pool, pad2d
 from keras_pbasr.metrics.regions import nan_if_empty, prepare_pair
 from keras_pbasr.metrics.resize import resize_bilinear
 
@@ -74,11 +75,10 @@ def similarity(a, b, constant: float):
 
 
 def gradient_magnitude(x):
-    """Scharr/16 gradient magnitude, zero padding 1."""
+    """Scharr/16 gradient magnitude of single-channel x, zero padding 1."""
     padded = pad2d(x, 1, 1, 1, 1, mode="constant")
-    gx = filter2d(padded, SCHARR_X)
-    gy = filter2d(padded, SCHARR_X.T)
-    return ops.sqrt(gx * gx + gy * gy + FLOAT64_EPS)
+    gradients = filter_bank2d(padded, np.stack([SCHARR_X, SCHARR_X.T], axis=-1))
+    return ops.sqrt(ops.sum(gradients * gradients, axis=-1, keepdims=True) + FLOAT64_EPS)
 
 
 def pool_like_vsi(x, k: int):
@@ -89,7 +89,6 @@ def pool_like_vsi(x, k: int):
     return mean_pool(pad2d(x, before, after, before, after, mode="edge"), k)
 
 
-@computes_in_float64
 def vsi(sr, hr, weight=None, *, crop_border: int = 0):
     """VSI per image (higher is better) on RGB in [0, 1], float64.
 
@@ -99,15 +98,23 @@ def vsi(sr, hr, weight=None, *, crop_border: int = 0):
     Returns (N,).
     """
     sr, hr, weight = prepare_pair(sr, hr, weight, crop_border, "VSI")
-    x = ops.cast(sr, "float64") * 255.0
-    y = ops.cast(hr, "float64") * 255.0
-    vs_x, vs_y = sdsp(x), sdsp(y)
-    k = max(1, round(min(vs_x.shape[1], vs_x.shape[2]) / 256))
-    vs_x, vs_y = pool_like_vsi(vs_x, k), pool_like_vsi(vs_y, k)
-    x_lmn, y_lmn = pool_like_vsi(rgb_to_lmn(x), k), pool_like_vsi(rgb_to_lmn(y), k)
+    return _vsi(sr, hr, weight)
+
+
+@compiled_metric()
+def _vsi(sr, hr, weight):
+    n = sr.shape[0]
+    # SR and HR as one batch (every step below is per image).
+    both = ops.cast(ops.concatenate([sr, hr], axis=0), "float64") * 255.0
+    saliency = sdsp(both)
+    k = max(1, round(min(saliency.shape[1], saliency.shape[2]) / 256))
+    pooled = pool_like_vsi(ops.concatenate([saliency, rgb_to_lmn(both)], axis=-1), k)
+    vs_x, vs_y = pooled[:n, ..., :1], pooled[n:, ..., :1]
+    x_lmn, y_lmn = pooled[:n, ..., 1:], pooled[n:, ..., 1:]
     w = pool_like_vsi(ops.cast(weight, "float64"), k)
     s_vs = similarity(vs_x, vs_y, C1)
-    s_gm = similarity(gradient_magnitude(x_lmn[..., :1]), gradient_magnitude(y_lmn[..., :1]), C2)
+    gradients = gradient_magnitude(pooled[..., 1:2])
+    s_gm = similarity(gradients[:n], gradients[n:], C2)
     s_c = similarity(x_lmn[..., 1:2], y_lmn[..., 1:2], C3) * similarity(
         x_lmn[..., 2:], y_lmn[..., 2:], C3
     )

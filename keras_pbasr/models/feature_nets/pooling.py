@@ -63,6 +63,8 @@ def area_resize(weight, height: int, width: int):
     (1, 3, 2, 1)
     """
     in_h, in_w = int(weight.shape[1]), int(weight.shape[2])
+    if (in_h, in_w) == (height, width):  # the identity: callers may pass a resized map
+        return ops.cast(weight, "float32")
     rows = ops.convert_to_tensor(area_weights(in_h, height))
     cols = ops.convert_to_tensor(area_weights(in_w, width))
     weight = ops.cast(weight, "float32")
@@ -72,6 +74,7 @@ def area_resize(weight, height: int, width: int):
 def weighted_spatial_mean(values, weight=None):
     """Mean over H and W of (N, H, W, C) values -> (N, C); with a weight map (N, H, W, 1)
     area-averaged to their resolution: sum(w*v)/sum(w) (NaN where the weight is all zero).
+    A weight already at their resolution is used as it is (area_resize is then the identity).
 
     Rows are reduced first, then columns: float32 sums over a whole image at once lose
     digits on TensorFlow (DISTS' covariance then misses torch's value by ~4e-4)."""
