@@ -5,11 +5,15 @@ absent), each degradation. The pipeline is `keras_pbasr.data.mixed_dataset` (dec
 flips, LR synthesis, batching; half general, half blur samples from shared cuhk_blur when
 present), timed per two batches of 16 after warm-up. The reference (benchmarks/
 reference_degradations.py) makes the same 32 patches one at a time in this process.
+
+Besides wall-clock rates, each path records the process CPU time per patch (all threads,
+warm-up included), which other jobs on a shared machine disturb much less than wall time.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +50,23 @@ def _inputs(tmp: Path):
     return general, None, list(general.hr_paths)
 
 
+class CpuTimed:
+    """Wraps a callable and adds up the process CPU time (all threads) of its calls."""
+
+    def __init__(self, fn):
+        self.fn, self.calls, self.cpu_s = fn, 0, 0.0
+
+    def __call__(self):
+        start = time.process_time()
+        out = self.fn()
+        self.cpu_s += time.process_time() - start
+        self.calls += 1
+        return out
+
+    def ms_per_patch(self) -> float:
+        return self.cpu_s / max(self.calls, 1) / PATCHES_PER_CALL * 1e3
+
+
 def run(bench) -> None:
     import os as _os
 
@@ -57,29 +78,31 @@ def run(bench) -> None:
     for degradation in ("bsrgan", "realesrgan"):
         group = f"{degradation} 256px x4, {PATCHES_PER_CALL} patches per call"
         rng = np.random.default_rng(0)
-        reference = bench.measure(
-            group, "numpy/scipy per-sample reference",
+        reference_fn = CpuTimed(
             lambda: reference_degradations.reference_patches(  # noqa: B023
-                paths, PATCHES_PER_CALL, PATCH, SCALE, degradation, rng),  # noqa: B023
-            reference=True, warmup=1, repeats=repeats,
-        )
+                paths, PATCHES_PER_CALL, PATCH, SCALE, degradation, rng))  # noqa: B023
+        reference = bench.measure(group, "numpy/scipy per-sample reference", reference_fn,
+                                  reference=True, warmup=1, repeats=repeats)
         dataset = data.mixed_dataset(
             general, blur, batch_size=BATCH, patch_size=PATCH, scale=SCALE,
             degradation=degradation, blur_ratio=0.5 if blur is not None else 0.0, seed=0,
         )
         iterator = iter(dataset)
-        pipeline = bench.measure(
-            group, "tf.data mixed_dataset (batch 16)",
-            lambda: [next(iterator) for _ in range(PATCHES_PER_CALL // BATCH)],  # noqa: B023
-            warmup=2, repeats=repeats,
-        )
-        for timing in (reference, pipeline):
+        pipeline_fn = CpuTimed(
+            lambda: [next(iterator) for _ in range(PATCHES_PER_CALL // BATCH)])  # noqa: B023
+        pipeline = bench.measure(group, "tf.data mixed_dataset (batch 16)", pipeline_fn,
+                                 warmup=2, repeats=repeats)
+        for timing, timed in ((reference, reference_fn), (pipeline, pipeline_fn)):
             per_s = PATCHES_PER_CALL / timing.median_s
             timing.extra.update(patches_per_s=round(per_s, 1),
-                                patches_per_s_per_core=round(per_s / cores, 1))
+                                patches_per_s_per_core=round(per_s / cores, 1),
+                                cpu_ms_per_patch=round(timed.ms_per_patch(), 1))
         speedup = reference.median_s / pipeline.median_s
         rate = PATCHES_PER_CALL / pipeline.median_s
         bench.note(f"{degradation}: pipeline {rate:.1f} patches/s "
                    f"({rate / cores:.1f} per core, {cores} cores), "
                    f"reference {PATCHES_PER_CALL / reference.median_s:.1f} patches/s; "
-                   f"speed-up {speedup:.2f}x")
+                   f"speed-up {speedup:.2f}x; CPU time per patch: pipeline "
+                   f"{pipeline_fn.ms_per_patch():.1f} ms, reference "
+                   f"{reference_fn.ms_per_patch():.1f} ms; load average "
+                   f"{os.getloadavg()[0]:.1f}")

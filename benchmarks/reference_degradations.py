@@ -198,9 +198,9 @@ def realesrgan(hr: np.ndarray, scale: int, rng: np.random.Generator) -> np.ndarr
     out = resize(out, int(lr_h * factor), int(lr_w * factor), int(rng.integers(0, 3)))
     out = _realesrgan_noise(rng, out, (1, 25), (0.05, 2.5))
     quality = rng.integers(30, 96)
-    if rng.random() < 0.5:
-        out = jpeg(resize(out, lr_h, lr_w, int(rng.integers(0, 3))), quality)
-        out = convolve(out, final) if final is not None else out
+    if rng.random() < 0.5:  # resize back + sinc, then JPEG
+        out = resize(out, lr_h, lr_w, int(rng.integers(0, 3)))
+        out = jpeg(convolve(out, final) if final is not None else out, quality)
     else:
         out = resize(jpeg(out, quality), lr_h, lr_w, int(rng.integers(0, 3)))
         out = convolve(out, final) if final is not None else out

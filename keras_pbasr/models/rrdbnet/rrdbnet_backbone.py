@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import keras
 
+from keras_pbasr.layers.layout import (
+    channel_axis,
+    resolve_data_format,
+    to_channels_last,
+    to_internal_layout,
+)
 from keras_pbasr.layers.padding import CropToScaledInput, ReflectPadToMultiple
 from keras_pbasr.layers.pixel_shuffle import PixelUnshuffle
 
@@ -31,32 +37,34 @@ class ScaledResidual(keras.layers.Layer):
         return {**super().get_config(), "scale": self.scale}
 
 
-def _conv(filters: int, name: str, activate: bool) -> keras.layers.Conv2D:
+def _conv(filters: int, name: str, activate: bool, data_format: str) -> keras.layers.Conv2D:
     # LeakyReLU(0.2) fused into the conv (keras.activations.leaky_relu defaults to 0.2).
     return keras.layers.Conv2D(
-        filters, 3, padding="same", activation="leaky_relu" if activate else None, name=name
+        filters, 3, padding="same", activation="leaky_relu" if activate else None,
+        data_format=data_format, name=name,
     )
 
 
-def residual_dense_block(x, num_feat: int, num_grow_ch: int, name: str):
+def residual_dense_block(x, num_feat: int, num_grow_ch: int, name: str,
+                         data_format: str = "channels_last"):
     """conv1..conv5 over the growing concatenation [x, x1, ..., x4]; x + 0.2 * x5."""
     features = [x]
     for i in range(1, 5):
         inputs = features[0] if i == 1 else keras.layers.Concatenate(
-            name=f"{name}_concat{i}"
+            axis=channel_axis(data_format), name=f"{name}_concat{i}"
         )(features)
-        features.append(_conv(num_grow_ch, f"{name}_conv{i}", activate=True)(inputs))
-    x5 = _conv(num_feat, f"{name}_conv5", activate=False)(
-        keras.layers.Concatenate(name=f"{name}_concat5")(features)
+        features.append(_conv(num_grow_ch, f"{name}_conv{i}", True, data_format)(inputs))
+    x5 = _conv(num_feat, f"{name}_conv5", False, data_format)(
+        keras.layers.Concatenate(axis=channel_axis(data_format), name=f"{name}_concat5")(features)
     )
     return ScaledResidual(name=f"{name}_residual")(x, x5)
 
 
-def rrdb(x, num_feat: int, num_grow_ch: int, name: str):
+def rrdb(x, num_feat: int, num_grow_ch: int, name: str, data_format: str = "channels_last"):
     """Residual-in-residual dense block: three dense blocks, then x + 0.2 * out."""
     out = x
     for k in (1, 2, 3):
-        out = residual_dense_block(out, num_feat, num_grow_ch, f"{name}_rdb{k}")
+        out = residual_dense_block(out, num_feat, num_grow_ch, f"{name}_rdb{k}", data_format)
     return ScaledResidual(name=f"{name}_residual")(x, out)
 
 
@@ -72,7 +80,9 @@ class RRDBNet(keras.Model):
     Inputs are channels_last RGB in [0, 1] of any height and width (for scale 2 and 1 the
     model reflect-pads to a multiple of 2 / 4 and crops the output, as Real-ESRGAN's
     inference does); the output is (N, scale*H, scale*W, num_out_ch) in float32
-    under any dtype policy.
+    under any dtype policy. `data_format` is the layout the convs compute in (inputs and
+    outputs stay channels_last); None picks the faster one for the backend
+    (`keras_pbasr.layers.layout.preferred_data_format`). Weights do not depend on it.
 
     Example:
     >>> import numpy as np
@@ -91,27 +101,33 @@ class RRDBNet(keras.Model):
         num_feat: int = 64,
         num_block: int = 23,
         num_grow_ch: int = 32,
+        data_format: str | None = None,
         **kwargs,
     ):
         if scale not in UNSHUFFLE_FOR_SCALE:
             raise ValueError(f"RRDBNet scale must be 1, 2 or 4, got {scale!r}")
+        layout = resolve_data_format(data_format)
         inputs = keras.Input((None, None, num_in_ch), name="lr")
         x = inputs
         unshuffle = UNSHUFFLE_FOR_SCALE[scale]
         if unshuffle > 1:
             x = ReflectPadToMultiple(unshuffle, name="pad")(x)
             x = PixelUnshuffle(unshuffle, name="pixel_unshuffle")(x)
-        feat = _conv(num_feat, "conv_first", activate=False)(x)
+        x = to_internal_layout(x, layout, name="to_channels_first")
+        feat = _conv(num_feat, "conv_first", False, layout)(x)
         body = feat
         for i in range(num_block):
-            body = rrdb(body, num_feat, num_grow_ch, f"body_{i}")
-        body = _conv(num_feat, "conv_body", activate=False)(body)
+            body = rrdb(body, num_feat, num_grow_ch, f"body_{i}", layout)
+        body = _conv(num_feat, "conv_body", False, layout)(body)
         feat = keras.layers.Add(name="body_residual")([feat, body])
         for k in (1, 2):
-            feat = keras.layers.UpSampling2D(2, interpolation="nearest", name=f"upsample{k}")(feat)
-            feat = _conv(num_feat, f"conv_up{k}", activate=True)(feat)
-        feat = _conv(num_feat, "conv_hr", activate=True)(feat)
-        out = _conv(num_out_ch, "conv_last", activate=False)(feat)
+            feat = keras.layers.UpSampling2D(
+                2, data_format=layout, interpolation="nearest", name=f"upsample{k}"
+            )(feat)
+            feat = _conv(num_feat, f"conv_up{k}", True, layout)(feat)
+        feat = _conv(num_feat, "conv_hr", True, layout)(feat)
+        out = _conv(num_out_ch, "conv_last", False, layout)(feat)
+        out = to_channels_last(out, layout, name="to_channels_last")
         if unshuffle > 1:
             out = CropToScaledInput(scale, name="crop")([out, inputs])
         outputs = keras.layers.Activation("linear", dtype="float32", name="sr")(out)
@@ -123,6 +139,7 @@ class RRDBNet(keras.Model):
         self.num_feat = num_feat
         self.num_block = num_block
         self.num_grow_ch = num_grow_ch
+        self.data_format = data_format
 
     @property
     def scale(self) -> int:
@@ -138,4 +155,6 @@ class RRDBNet(keras.Model):
             "num_feat": self.num_feat,
             "num_block": self.num_block,
             "num_grow_ch": self.num_grow_ch,
+            # None (the default) stays None, so a saved model picks its backend's layout.
+            "data_format": self.data_format,
         }

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import keras
 
+from keras_pbasr.layers.layout import (
+    PReLU,
+    resolve_data_format,
+    to_channels_last,
+    to_internal_layout,
+)
 from keras_pbasr.layers.pixel_shuffle import PixelShuffle
 
 
@@ -14,6 +20,9 @@ class SRVGGNetCompact(keras.Model):
 
     Inputs are channels_last RGB in [0, 1] of any height and width; the output is
     (N, upscale*H, upscale*W, num_out_ch) in float32 under any dtype policy.
+    `data_format` is the layout the convs compute in (inputs and outputs stay
+    channels_last); None picks the faster one for the backend
+    (`keras_pbasr.layers.layout.preferred_data_format`). Weights do not depend on it.
 
     Example:
     >>> import numpy as np
@@ -30,31 +39,34 @@ class SRVGGNetCompact(keras.Model):
         num_conv: int = 16,
         upscale: int = 4,
         act_type: str = "prelu",
+        data_format: str | None = None,
         **kwargs,
     ):
         if act_type not in ("prelu", "leakyrelu", "relu"):
             raise ValueError(f"act_type must be prelu, leakyrelu or relu, got {act_type!r}")
+        layout = resolve_data_format(data_format)
 
         def activation(name):
             if act_type == "prelu":
                 # torch nn.PReLU(num_parameters=num_feat): one slope per channel, init 0.25.
-                return keras.layers.PReLU(
-                    alpha_initializer=keras.initializers.Constant(0.25), shared_axes=[1, 2],
-                    name=name,
-                )
+                return PReLU(layout, alpha_init=0.25, name=name)
             if act_type == "leakyrelu":
                 return keras.layers.LeakyReLU(negative_slope=0.1, name=name)
             return keras.layers.ReLU(name=name)
 
+        def conv(filters, name):
+            return keras.layers.Conv2D(filters, 3, padding="same", data_format=layout, name=name)
+
         inputs = keras.Input((None, None, num_in_ch), name="lr")
-        x = keras.layers.Conv2D(num_feat, 3, padding="same", name="body_0")(inputs)
+        x = to_internal_layout(inputs, layout, name="to_channels_first")
+        x = conv(num_feat, "body_0")(x)
         x = activation("body_1")(x)
         for i in range(num_conv):
-            x = keras.layers.Conv2D(num_feat, 3, padding="same", name=f"body_{2 * i + 2}")(x)
+            x = conv(num_feat, f"body_{2 * i + 2}")(x)
             x = activation(f"body_{2 * i + 3}")(x)
-        x = keras.layers.Conv2D(
-            num_out_ch * upscale * upscale, 3, padding="same", name=f"body_{2 * num_conv + 2}"
-        )(x)
+        x = conv(num_out_ch * upscale * upscale, f"body_{2 * num_conv + 2}")(x)
+        # The pixel shuffle's channel order is Keras' channels_last one (see the converter).
+        x = to_channels_last(x, layout, name="to_channels_last")
         x = PixelShuffle(upscale, name="upsampler")(x)
         base = keras.layers.UpSampling2D(upscale, interpolation="nearest", name="base")(inputs)
         x = keras.layers.Add(name="residual")([x, base])
@@ -67,6 +79,7 @@ class SRVGGNetCompact(keras.Model):
         self.num_conv = num_conv
         self.upscale = upscale
         self.act_type = act_type
+        self.data_format = data_format
 
     @property
     def scale(self) -> int:
@@ -82,4 +95,6 @@ class SRVGGNetCompact(keras.Model):
             "num_conv": self.num_conv,
             "upscale": self.upscale,
             "act_type": self.act_type,
+            # None (the default) stays None, so a saved model picks its backend's layout.
+            "data_format": self.data_format,
         }
