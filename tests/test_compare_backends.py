@@ -52,3 +52,16 @@ def test_missing_backend_is_reported_not_raised(tmp_path, monkeypatch):
     assert report["backends"]["torch"]["status"] == "not installed"
     assert report["backends"]["no_such_backend"]["status"] == "unknown backend"
     assert "not installed" in (tmp_path / "report.md").read_text()
+
+
+def test_gpu_request_is_checked_against_the_visible_devices(monkeypatch):
+    from keras_pbasr.compare import worker
+    from keras_pbasr.utils import environment
+
+    monkeypatch.setattr(environment, "visible_devices", lambda: ["CPU:/physical_device:CPU:0"])
+    assert not environment.gpu_visible()
+    result = worker.run({"device": "gpu"})
+    assert result["status"] == "no GPU visible to this backend"
+    for devices in (["GPU:/physical_device:GPU:0"], ["gpu:0 (NVIDIA H100)"], ["cpu", "cuda:0"]):
+        monkeypatch.setattr(environment, "visible_devices", lambda devices=devices: devices)
+        assert environment.gpu_visible(), devices

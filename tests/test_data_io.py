@@ -299,3 +299,79 @@ def test_shared_real_files(shared_data):
     assert len(pairs) == 5
     loaded = data.load_pair(pairs[0], scale=4)
     assert loaded["hr"].shape[0] == 4 * loaded["lr"].shape[0]
+
+
+# ---- the package's one reader (keras_pbasr.utils.image_files) ---------------------------------
+
+
+def test_data_inference_and_metrics_share_one_reader(tmp_path, rng):
+    from keras_pbasr.inference import read_image as inference_read_image
+    from keras_pbasr.metrics.evaluation import read_rgb
+    from keras_pbasr.utils import image_files
+
+    assert inference_read_image is image_files.read_image_array
+    rgba = rng.integers(0, 256, (5, 6, 4), dtype=np.uint8)
+    path = _save(rgba, tmp_path / "a.png")
+    raw = inference_read_image(path)
+    np.testing.assert_array_equal(raw, rgba)  # alpha kept, 8 bits kept
+    np.testing.assert_array_equal(io.read_image(path), image_files.image_to_float_rgb(raw))
+    np.testing.assert_array_equal(read_rgb(path), io.read_image(path, alpha="drop"))
+    with pytest.raises(FileNotFoundError, match="missing.png"):
+        inference_read_image(tmp_path / "missing.png")
+    with pytest.raises(io.ImageReadError, match="missing.png"):
+        inference_read_image(tmp_path / "missing.png")
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_matches_pillow_exif_transpose(tmp_path, rng, orientation):
+    from PIL import ImageOps
+
+    from keras_pbasr.utils.image_files import read_image_array
+
+    pixels = _rgb(rng, 4, 7)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = _save(pixels, tmp_path / "o.png", exif=exif)
+    with Image.open(path) as image:
+        expected = np.asarray(ImageOps.exif_transpose(image))
+    np.testing.assert_array_equal(read_image_array(path), expected)
+    header = io.image_header(path)
+    assert (header["height"], header["width"]) == expected.shape[:2]
+
+
+def test_sixteen_bit_colour_png_keeps_sixteen_bits_everywhere(tmp_path, rng):
+    """Pillow would reduce it to 8 bits; the one reader decodes it with pypng."""
+    import png
+
+    from keras_pbasr.inference import read_image as inference_read_image
+
+    rgba = rng.integers(0, 65536, (3, 5, 4), dtype=np.uint16)
+    path = tmp_path / "c16.png"
+    with open(path, "wb") as handle:
+        png.Writer(5, 3, greyscale=False, alpha=True, bitdepth=16).write(
+            handle, rgba.reshape(3, 20)
+        )
+    np.testing.assert_array_equal(inference_read_image(path), rgba)
+    dropped = io.read_image(path, alpha="drop")
+    np.testing.assert_allclose(dropped, rgba[..., :3] / 65535.0, atol=1e-7)
+    assert sources._decoder_for(io.image_header(path)) == sources.DECODE_PILLOW
+
+
+def test_one_extension_list_for_every_folder_listing(tmp_path, rng):
+    from keras_pbasr.cli.blurmap import list_images as blurmap_inputs
+    from keras_pbasr.cli.upscale import plan_outputs
+    from keras_pbasr.metrics.evaluation import list_images as evaluation_images
+    from keras_pbasr.utils.image_files import IMAGE_EXTENSIONS, find_image_files
+
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "folder.png").mkdir()  # a folder is never an image
+    (tmp_path / "notes.txt").write_text("x")
+    top = [_save(_rgb(rng, 4, 4), tmp_path / f"a{i}{suffix.upper()}")
+           for i, suffix in enumerate(IMAGE_EXTENSIONS)]
+    nested = _save(_rgb(rng, 4, 4), tmp_path / "sub" / "n.png")
+    assert find_image_files(tmp_path) == sorted(top)
+    assert find_image_files(tmp_path, recursive=True) == sorted([*top, nested])
+    assert io.list_images(tmp_path, recursive=False) == sorted(top)
+    assert blurmap_inputs(tmp_path) == sorted([*top, nested])
+    assert [src for src, _ in plan_outputs(tmp_path, tmp_path / "out", "png")] == sorted(top)
+    assert sorted(evaluation_images(tmp_path).values()) == sorted(top)

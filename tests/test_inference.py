@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import threading
 
 import keras
@@ -238,6 +239,27 @@ def test_mixed_precision_is_close_to_float32(rng):
     assert np.abs(mixed - reference).max() < 0.05
     with pytest.raises(ValueError, match="precision"):
         upscale(model, image, precision="float64")
+
+
+def test_mixed_precision_copy_is_built_once_and_follows_the_weights(rng):
+    # keras_pbasr.inference.upscale is the function; the module is reached by name.
+    upscale_module = importlib.import_module("keras_pbasr.inference.upscale")
+    model = tiny_model()
+    image = rng.random((16, 16, 3), dtype=np.float32)
+    first = upscale(model, image, tile=None, precision="mixed_bfloat16")
+    clone = upscale_module._with_precision(model, "mixed_bfloat16")
+    predictor = upscale_module._predictor(clone)
+    np.testing.assert_array_equal(upscale(model, image, tile=None, precision="mixed_bfloat16"),
+                                  first)
+    assert upscale_module._with_precision(model, "mixed_bfloat16") is clone
+    assert upscale_module._predictor(clone) is predictor
+    assert clone.dtype_policy.name == "mixed_bfloat16"
+    assert upscale_module._with_precision(model, "mixed_float16") is not clone
+
+    model.set_weights([w * 0.5 for w in model.get_weights()])
+    changed = upscale(model, image, tile=None, precision="mixed_bfloat16")
+    assert np.abs(changed - first).max() > 0.01
+    assert np.abs(changed - upscale(model, image, tile=None)).max() < 0.05
 
 
 # ---- command line ---------------------------------------------------------------------------

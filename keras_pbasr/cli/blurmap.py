@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
+from keras_pbasr.utils.image_files import IMAGE_EXTENSIONS, find_image_files
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -38,9 +38,9 @@ def list_images(path: Path) -> list[Path]:
         return [path]
     if not path.is_dir():
         raise FileNotFoundError(f"{path} is neither an image file nor a folder")
-    files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = find_image_files(path, recursive=True)
     if not files:
-        raise FileNotFoundError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {path}")
+        raise FileNotFoundError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {path}")
     return files
 
 

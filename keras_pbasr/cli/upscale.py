@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+from keras_pbasr.utils.image_files import IMAGE_EXTENSIONS, find_image_files
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -50,9 +50,9 @@ def _list_inputs(path: Path) -> list[Path]:
         return [path]
     if not path.is_dir():
         raise FileNotFoundError(f"input {path} is neither an image file nor a folder")
-    files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    files = find_image_files(path)
     if not files:
-        raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {path}")
+        raise FileNotFoundError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {path}")
     return files
 
 

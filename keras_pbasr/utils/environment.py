@@ -46,6 +46,12 @@ def visible_devices() -> list[str]:
     return [f"unknown backend {backend}"]
 
 
+def gpu_visible() -> bool:
+    """Whether the current Keras backend sees a GPU (a `visible_devices` entry of kind
+    GPU under TensorFlow, gpu under JAX, cuda under torch)."""
+    return any(device.split(":", 1)[0].lower() in ("gpu", "cuda") for device in visible_devices())
+
+
 def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as f:

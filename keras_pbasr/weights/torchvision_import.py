@@ -28,7 +28,10 @@ def torchvision_features_to_keras(
     """
     if network not in FEATURE_NETWORKS:
         raise ValueError(f"network must be one of {FEATURE_NETWORKS}, got {network!r}")
-    state_dict = {_strip_module(k): v for k, v in state_dict.items()}
+    # Imported here: keras_pbasr.convert imports the models, which import this package.
+    from keras_pbasr.convert.torch_checkpoint import strip_module_prefix
+
+    state_dict = {strip_module_prefix(k): v for k, v in state_dict.items()}
     shapes = conv_shapes(network)
     arrays = {}
     for index, layer in enumerate(feature_layer_names(network)):
@@ -78,9 +81,3 @@ def import_torchvision_weights(path: str | Path, name: str) -> Path:
         "file": path.name,
         "file_sha256": file_sha256(path),
     })
-
-
-def _strip_module(key: str) -> str:
-    while key.startswith("module."):
-        key = key[len("module."):]
-    return key

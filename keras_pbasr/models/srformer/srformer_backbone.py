@@ -9,7 +9,11 @@ import keras
 
 from keras_pbasr.layers.padding import CropToScaledInput, ReflectPadToMultiple
 from keras_pbasr.layers.pixel_shuffle import PixelShuffle
-from keras_pbasr.models.srformer.srformer_layers import MeanShift, PSABlock
+from keras_pbasr.models.srformer.srformer_layers import (
+    MeanShift,
+    PSABlock,
+    ShiftedWindowAttentionMask,
+)
 
 # DIV2K mean that the official model subtracts from RGB inputs and adds back to the output.
 RGB_MEAN = (0.4488, 0.4371, 0.4040)
@@ -83,20 +87,28 @@ class SRFormer(keras.Model):
 
         # 2. Deep feature extraction: PSA groups with residual connections.
         x = keras.layers.LayerNormalization(epsilon=1e-5, name="patch_embed_norm")(x)
+        # One mask for every shifted (odd) block: the padded size is the same throughout.
+        shift_size = window_size // 2
+        attention_mask = (
+            ShiftedWindowAttentionMask(window_size, shift_size, name="shifted_window_mask")(x)
+            if max(depths) > 1 else None
+        )
         block_drop_rates = _linspace(0.0, drop_path_rate, sum(depths))
         block_index = 0
         for i, (depth, heads) in enumerate(zip(depths, num_heads)):
             group_input = x
             for j in range(depth):
-                x = PSABlock(
+                shifted = j % 2 == 1
+                block = PSABlock(
                     embed_dim,
                     heads,
                     window_size,
-                    shift_size=0 if j % 2 == 0 else window_size // 2,
+                    shift_size=shift_size if shifted else 0,
                     mlp_ratio=mlp_ratio,
                     drop_path_rate=block_drop_rates[block_index],
                     name=f"layers_{i}_residual_group_blocks_{j}",
-                )(x)
+                )
+                x = block(x, attention_mask=attention_mask) if shifted else block(x)
                 block_index += 1
             x = _residual_conv(x, embed_dim, resi_connection, f"layers_{i}_conv")
             x = keras.layers.Add(name=f"layers_{i}_residual")([x, group_input])

@@ -1,4 +1,5 @@
-"""Building blocks of SRFormer: permuted self-attention (PSA), the ConvFFN and the PSA block.
+"""Building blocks of SRFormer: permuted self-attention (PSA), the ConvFFN, the PSA block and
+the shifted-window attention mask that the shifted blocks share.
 
 Feature maps stay channels_last (N, H, W, C) between blocks; inside a block they are cut into
 non-overlapping windows of `window_size` x `window_size` tokens. Every shape that depends on
@@ -256,12 +257,52 @@ class ConvFFN(layers.Layer):
 
 
 @saving.register_keras_serializable(package="keras_pbasr")
+class ShiftedWindowAttentionMask(layers.Layer):
+    """The additive attention mask of the shifted-window PSA blocks for the input's size.
+
+    The mask depends only on the map's H and W, the window and the shift, which all shifted
+    blocks of an SRFormer share: the model computes it once per forward pass with this layer
+    and passes it to every shifted block instead of having each block rebuild it. Output:
+    (nW, ws*ws, (ws/2)^2) float32, 0 or -100 (see `shifted_window_attention_mask`).
+
+    Example:
+    >>> import numpy as np
+    >>> ShiftedWindowAttentionMask(8, 4)(np.zeros((1, 16, 24, 5), "float32")).shape
+    (6, 64, 16)
+    """
+
+    def __init__(self, window_size: int, shift_size: int, **kwargs):
+        super().__init__(**kwargs)
+        self.window_size = window_size
+        self.shift_size = shift_size
+
+    def call(self, x):
+        _, height, width, _ = ops.shape(x)
+        return shifted_window_attention_mask(height, width, self.window_size, self.shift_size)
+
+    def compute_output_shape(self, input_shape):
+        height, width = input_shape[1], input_shape[2]
+        known = height is not None and width is not None
+        num_windows = (height // self.window_size) * (width // self.window_size) if known else None
+        return (num_windows, self.window_size**2, (self.window_size // 2) ** 2)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "window_size": self.window_size,
+            "shift_size": self.shift_size,
+        }
+
+
+@saving.register_keras_serializable(package="keras_pbasr")
 class PSABlock(layers.Layer):
     """One transformer block: x + PSA(norm1(x)) in (shifted) windows, then x + ConvFFN(norm2(x)).
 
     With `shift_size > 0` the map is rolled by -shift_size before windowing and back after,
-    and the attention mask for the map's size is computed at call time. Input H and W must
-    be multiples of `window_size` (SRFormer pads the image to guarantee it).
+    and attention is masked with `attention_mask` (from `ShiftedWindowAttentionMask`, which
+    SRFormer computes once per forward pass for all its shifted blocks), or, when none is
+    given, with a mask computed here for the map's size. Input H and W must be multiples of
+    `window_size` (SRFormer pads the image to guarantee it).
 
     Example:
     >>> import numpy as np
@@ -304,15 +345,16 @@ class PSABlock(layers.Layer):
         self.norm2.build(input_shape)
         self.mlp.build(input_shape)
 
-    def call(self, x, training=None):
+    def call(self, x, attention_mask=None, training=None):
         batch, height, width, _ = ops.shape(x)
         shortcut = x
         x = self.norm1(x)
         if self.shift_size:
             x = ops.roll(x, shift=(-self.shift_size, -self.shift_size), axis=(1, 2))
-            attention_mask = shifted_window_attention_mask(
-                height, width, self.window_size, self.shift_size
-            )
+            if attention_mask is None:
+                attention_mask = shifted_window_attention_mask(
+                    height, width, self.window_size, self.shift_size
+                )
         else:
             attention_mask = None
         windows = self.attn(window_partition(x, self.window_size), attention_mask=attention_mask)
