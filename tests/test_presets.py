@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
+import inspect
 import io
 import json
 import sys
@@ -109,6 +111,18 @@ def test_registry_covers_every_official_family():
         assert preset.source.url.startswith("https://")
         assert preset.source.sha256 is None or len(preset.source.sha256) == 64
         assert preset.convert_command().startswith("pbasr convert ")
+
+
+@pytest.mark.backend_agnostic
+def test_builtin_preset_configs_name_real_constructor_arguments():
+    # Keras' functional models drop unknown config keys silently: a preset written with the
+    # official option names would build the default model.
+    for preset in BUILTIN_PRESETS.values():
+        cls = getattr(importlib.import_module(preset.module),
+                      preset.registered_name.split(">")[-1])
+        accepted = inspect.signature(cls.__init__).parameters
+        unknown = sorted(set(preset.config) - set(accepted))
+        assert not unknown, f"{preset.name}: {cls.__name__} takes no {unknown}"
 
 
 def test_converted_official_preset_loads_by_name(keras_home, rng):

@@ -141,14 +141,15 @@ BUILTIN_PRESETS: dict[str, BuiltinPreset] = {
             description="PBaSR-FeMaSR: FeMaSR x4 (VQ codebook 1024x512) with PBaSR weights",
             registered_name="keras_pbasr>FeMaSR",
             module="keras_pbasr.models.femasr.femasr_backbone",
-            config=dict(scale_factor=4, gt_resolution=256, codebook_params=[[32, 1024, 512]]),
+            config=dict(upscale=4, codebook_size=1024, code_dim=512),
             source=_PBASR_DRIVE,
             convert_arch="femasr",
             notes=(
-                "also needs FeMaSR's HQ-stage weights (FeMaSR_HRP_model_g.pth from "
-                "https://github.com/chaofengc/FeMaSR/releases/download/v0.1-pretrain_models/"
-                "FeMaSR_HRP_model_g.pth) for the frozen modules",
-                "a ParallelNet checkpoint: the converter averages its two branches",
+                "a ParallelNet checkpoint: the converter averages its two branches (the frozen "
+                "codebook and decoder are in it too)",
+                "training it further also needs FeMaSR's HQ stage as the code prior "
+                "(FeMaSR_HRP_model_g.pth from https://github.com/chaofengc/FeMaSR/releases/"
+                "download/v0.1-pretrain_models/FeMaSR_HRP_model_g.pth)",
             ),
         ),
     ]
