@@ -10,10 +10,12 @@ from __future__ import annotations
 import numpy as np
 from keras import KerasTensor, initializers, layers, ops, saving
 
-from keras_pbasr.models.srformer.srformer_layers import (
+from keras_pbasr.layers.windows import (
     SHIFTED_WINDOW_MASK_VALUE,
-    _window_region_labels,
+    attend_in_windows,
+    trunc_normal_002,
     window_partition,
+    window_region_labels,
     window_reverse,
 )
 
@@ -34,11 +36,6 @@ def _activation(name: str):
     if name == "gelu":
         return lambda x: ops.gelu(x, approximate=False)
     raise ValueError(f"act_type must be one of {ACTIVATIONS}, got {name!r}")
-
-
-def _normal_002():
-    # timm's trunc_normal_(std=.02) truncates at +-2 absolute: a plain normal in practice.
-    return initializers.RandomNormal(stddev=0.02)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -89,7 +86,7 @@ def relative_position_index(window_size: int) -> np.ndarray:
 def swin_attention_mask(height, width, window_size: int, shift_size: int):
     """(nW, ws*ws, ws*ws) additive mask of shifted-window attention on an (H, W) map: 0 for
     token pairs from the same image region, -100 for pairs the cyclic shift brought together."""
-    labels = _window_region_labels(height, width, window_size, shift_size)
+    labels = window_region_labels(height, width, window_size, shift_size)
     same_region = ops.equal(labels[:, :, None], labels[:, None, :])
     return ops.where(same_region, 0.0, SHIFTED_WINDOW_MASK_VALUE)
 
@@ -229,8 +226,8 @@ class WindowAttention(layers.Layer):
         self.window_size = window_size
         self.head_dim = dim // num_heads
         self.scale = self.head_dim**-0.5
-        self.qkv = layers.Dense(3 * dim, kernel_initializer=_normal_002(), name="qkv")
-        self.proj = layers.Dense(dim, kernel_initializer=_normal_002(), name="proj")
+        self.qkv = layers.Dense(3 * dim, kernel_initializer=trunc_normal_002(), name="qkv")
+        self.proj = layers.Dense(dim, kernel_initializer=trunc_normal_002(), name="proj")
         self.position_index = relative_position_index(window_size).reshape(-1)
 
     def build(self, input_shape):
@@ -238,7 +235,7 @@ class WindowAttention(layers.Layer):
         self.proj.build((None, self.dim))
         self.relative_position_bias_table = self.add_weight(
             shape=((2 * self.window_size - 1) ** 2, self.num_heads),
-            initializer=_normal_002(),
+            initializer=trunc_normal_002(),
             name="relative_position_bias_table",
         )
 
@@ -253,14 +250,7 @@ class WindowAttention(layers.Layer):
         bias = ops.take(self.relative_position_bias_table, self.position_index, axis=0)
         bias = ops.transpose(ops.reshape(bias, (n, n, heads)), (2, 0, 1))
         attn = attn + ops.cast(bias, attn.dtype)[None]
-        if attention_mask is not None:
-            num_windows = ops.shape(attention_mask)[0]
-            attn = ops.reshape(attn, (-1, num_windows, heads, n, n))
-            attn = attn + ops.cast(attention_mask, attn.dtype)[None, :, None]
-            attn = ops.reshape(attn, (-1, heads, n, n))
-        attn = ops.softmax(attn, axis=-1)
-        out = ops.transpose(ops.matmul(attn, v), (0, 2, 1, 3))
-        return self.proj(ops.reshape(out, (-1, n, self.dim)))
+        return self.proj(attend_in_windows(attn, v, attention_mask))
 
     def compute_output_shape(self, input_shape, attention_mask_shape=None):
         return input_shape
@@ -309,8 +299,8 @@ class SwinTransformerBlock(layers.Layer):
         self.attn = WindowAttention(dim, num_heads, window_size, name="attn")
         self.norm2 = layers.LayerNormalization(epsilon=1e-5, name="norm2")
         hidden = int(dim * mlp_ratio)
-        self.fc1 = layers.Dense(hidden, kernel_initializer=_normal_002(), name="fc1")
-        self.fc2 = layers.Dense(dim, kernel_initializer=_normal_002(), name="fc2")
+        self.fc1 = layers.Dense(hidden, kernel_initializer=trunc_normal_002(), name="fc1")
+        self.fc2 = layers.Dense(dim, kernel_initializer=trunc_normal_002(), name="fc2")
 
     def build(self, input_shape):
         self.norm1.build((None, self.dim))

@@ -10,47 +10,20 @@ backend (the model pads them to a multiple of the window first).
 from __future__ import annotations
 
 import numpy as np
-from keras import initializers, layers, ops, random, saving
+from keras import layers, ops, random, saving
 
-# Value added to the logits of token pairs that the cyclic shift brought together from
-# different image regions (the official code's masked_fill value).
-SHIFTED_WINDOW_MASK_VALUE = -100.0
-
-
-def _normal_002():
-    # The official code initialises Linear weights and the bias table with timm's
-    # trunc_normal_(std=.02), which truncates at +-2 absolute, i.e. 100 std: a plain normal.
-    return initializers.RandomNormal(stddev=0.02)
-
+from keras_pbasr.layers.windows import (
+    SHIFTED_WINDOW_MASK_VALUE,
+    attend_in_windows,
+    trunc_normal_002,
+    window_partition,
+    window_region_labels,
+    window_reverse,
+)
 
 # ----------------------------------------------------------------------------------------------
-# Pure functions: window partitioning, relative position index, shifted-window mask.
+# Pure functions: the aligned relative position index and the shifted-window mask.
 # ----------------------------------------------------------------------------------------------
-
-
-def window_partition(x, window_size: int):
-    """(N, H, W, C) -> (N * H/ws * W/ws, ws*ws, C); tokens of a window in row-major order.
-
-    H and W must be multiples of `window_size`.
-    """
-    batch, height, width, channels = ops.shape(x)
-    x = ops.reshape(
-        x,
-        (batch, height // window_size, window_size, width // window_size, window_size, channels),
-    )
-    x = ops.transpose(x, (0, 1, 3, 2, 4, 5))
-    return ops.reshape(x, (-1, window_size * window_size, channels))
-
-
-def window_reverse(windows, window_size: int, batch, height, width):
-    """Inverse of `window_partition`: (N * nW, ws*ws, C) -> (N, H, W, C)."""
-    channels = ops.shape(windows)[-1]
-    x = ops.reshape(
-        windows,
-        (batch, height // window_size, width // window_size, window_size, window_size, channels),
-    )
-    x = ops.transpose(x, (0, 1, 3, 2, 4, 5))
-    return ops.reshape(x, (batch, height, width, channels))
 
 
 def aligned_relative_position_index(window_size: int) -> np.ndarray:
@@ -72,25 +45,6 @@ def aligned_relative_position_index(window_size: int) -> np.ndarray:
     return permuted_index[query_cell.reshape(-1)].astype("int32")
 
 
-def _shift_region_labels(length, window_size: int, wrapped: int):
-    """Per position along one axis of a cyclically shifted map: 0 before the last window,
-    1 in the last window but not wrapped around, 2 in the `wrapped` positions that came from
-    the other end of the image."""
-    positions = ops.arange(length)
-    in_last_window = ops.cast(positions >= length - window_size, "int32")
-    wrapped_around = ops.cast(positions >= length - wrapped, "int32")
-    return in_last_window + wrapped_around
-
-
-def _window_region_labels(height, width, window_size: int, wrapped: int):
-    """(nW, ws*ws) region label of every token of every window of an (H, W) map."""
-    rows = _shift_region_labels(height, window_size, wrapped)
-    cols = _shift_region_labels(width, window_size, wrapped)
-    labels = rows[:, None] * 3 + cols[None, :]
-    labels = ops.reshape(labels, (1, height, width, 1))
-    return ops.squeeze(window_partition(labels, window_size), axis=-1)
-
-
 def shifted_window_attention_mask(height, width, window_size: int, shift_size: int):
     """(nW, ws*ws, (ws/2)^2) additive mask for shifted permuted self-attention on an (H, W)
     map: 0 where query and key come from the same image region, -100 elsewhere.
@@ -99,8 +53,8 @@ def shifted_window_attention_mask(height, width, window_size: int, shift_size: i
     keys on the half-resolution permuted grid, where the official code marks the last
     ceil(shift_size / 2) cells as wrapped (its `-shift_size // 2` slice). Replicated as is.
     """
-    query_labels = _window_region_labels(height, width, window_size, shift_size)
-    key_labels = _window_region_labels(
+    query_labels = window_region_labels(height, width, window_size, shift_size)
+    key_labels = window_region_labels(
         height // 2, width // 2, window_size // 2, -(-shift_size // 2)
     )
     same_region = ops.equal(query_labels[:, :, None], key_labels[:, None, :])
@@ -163,9 +117,9 @@ class PermutedSelfAttention(layers.Layer):
         self.permuted_window_size = window_size // 2
         self.head_dim = dim // num_heads
         self.scale = self.head_dim**-0.5
-        self.q = layers.Dense(dim, kernel_initializer=_normal_002(), name="q")
-        self.kv = layers.Dense(dim // 2, kernel_initializer=_normal_002(), name="kv")
-        self.proj = layers.Dense(dim, kernel_initializer=_normal_002(), name="proj")
+        self.q = layers.Dense(dim, kernel_initializer=trunc_normal_002(), name="q")
+        self.kv = layers.Dense(dim // 2, kernel_initializer=trunc_normal_002(), name="kv")
+        self.proj = layers.Dense(dim, kernel_initializer=trunc_normal_002(), name="proj")
         self.position_index = aligned_relative_position_index(window_size).reshape(-1)
 
     def build(self, input_shape):
@@ -176,7 +130,7 @@ class PermutedSelfAttention(layers.Layer):
         table_size = (2 * self.permuted_window_size - 1) ** 2
         self.relative_position_bias_table = self.add_weight(
             shape=(table_size, self.num_heads),
-            initializer=_normal_002(),
+            initializer=trunc_normal_002(),
             name="relative_position_bias_table",
         )
 
@@ -199,15 +153,7 @@ class PermutedSelfAttention(layers.Layer):
         bias = ops.take(self.relative_position_bias_table, self.position_index, axis=0)
         bias = ops.transpose(ops.reshape(bias, (n, n // 4, heads)), (2, 0, 1))
         attn = attn + ops.cast(bias, attn.dtype)[None]
-        if attention_mask is not None:
-            num_windows = ops.shape(attention_mask)[0]
-            attn = ops.reshape(attn, (-1, num_windows, heads, n, n // 4))
-            attn = attn + ops.cast(attention_mask, attn.dtype)[None, :, None]
-            attn = ops.reshape(attn, (-1, heads, n, n // 4))
-        attn = ops.softmax(attn, axis=-1)
-
-        out = ops.transpose(ops.matmul(attn, v), (0, 2, 1, 3))
-        return self.proj(ops.reshape(out, (-1, n, self.dim)))
+        return self.proj(attend_in_windows(attn, v, attention_mask))
 
     def compute_output_shape(self, input_shape, attention_mask_shape=None):
         return input_shape
@@ -235,9 +181,9 @@ class ConvFFN(layers.Layer):
         super().__init__(**kwargs)
         self.dim = dim
         self.hidden_dim = hidden_dim
-        self.fc1 = layers.Dense(hidden_dim, kernel_initializer=_normal_002(), name="fc1")
+        self.fc1 = layers.Dense(hidden_dim, kernel_initializer=trunc_normal_002(), name="fc1")
         self.dwconv = layers.DepthwiseConv2D(5, padding="same", name="dwconv")
-        self.fc2 = layers.Dense(dim, kernel_initializer=_normal_002(), name="fc2")
+        self.fc2 = layers.Dense(dim, kernel_initializer=trunc_normal_002(), name="fc2")
 
     def build(self, input_shape):
         self.fc1.build((None, self.dim))

@@ -1,0 +1,80 @@
+"""Window attention pieces shared by the Swin-style backbones (SRFormer's permuted
+self-attention, FeMaSR's Swin blocks): window partitioning, the region labels behind the
+shifted-window mask, and the masked softmax attention inside windows.
+
+Shapes that depend on the image size are read with `keras.ops.shape` at call time, so H and W
+stay dynamic on every backend.
+"""
+
+from __future__ import annotations
+
+from keras import initializers, ops
+
+# Value added to the logits of token pairs that the cyclic shift brought together from
+# different image regions (the official codes' masked_fill value).
+SHIFTED_WINDOW_MASK_VALUE = -100.0
+
+
+def trunc_normal_002() -> initializers.Initializer:
+    """The official codes initialise Linear weights and the bias tables with timm's
+    trunc_normal_(std=.02), which truncates at +-2 absolute, i.e. 100 std: a plain normal."""
+    return initializers.RandomNormal(stddev=0.02)
+
+
+def window_partition(x, window_size: int):
+    """(N, H, W, C) -> (N * H/ws * W/ws, ws*ws, C); tokens of a window in row-major order.
+
+    H and W must be multiples of `window_size`.
+    """
+    batch, height, width, channels = ops.shape(x)
+    x = ops.reshape(
+        x,
+        (batch, height // window_size, window_size, width // window_size, window_size, channels),
+    )
+    x = ops.transpose(x, (0, 1, 3, 2, 4, 5))
+    return ops.reshape(x, (-1, window_size * window_size, channels))
+
+
+def window_reverse(windows, window_size: int, batch, height, width):
+    """Inverse of `window_partition`: (N * nW, ws*ws, C) -> (N, H, W, C)."""
+    channels = ops.shape(windows)[-1]
+    x = ops.reshape(
+        windows,
+        (batch, height // window_size, width // window_size, window_size, window_size, channels),
+    )
+    x = ops.transpose(x, (0, 1, 3, 2, 4, 5))
+    return ops.reshape(x, (batch, height, width, channels))
+
+
+def _shift_region_labels(length, window_size: int, wrapped: int):
+    """Per position along one axis of a cyclically shifted map: 0 before the last window,
+    1 in the last window but not wrapped around, 2 in the `wrapped` positions that came from
+    the other end of the image."""
+    positions = ops.arange(length)
+    in_last_window = ops.cast(positions >= length - window_size, "int32")
+    wrapped_around = ops.cast(positions >= length - wrapped, "int32")
+    return in_last_window + wrapped_around
+
+
+def window_region_labels(height, width, window_size: int, wrapped: int):
+    """(nW, ws*ws) region label of every token of every window of an (H, W) map whose last
+    `wrapped` rows and columns came around from the other side (cyclic shift)."""
+    rows = _shift_region_labels(height, window_size, wrapped)
+    cols = _shift_region_labels(width, window_size, wrapped)
+    labels = rows[:, None] * 3 + cols[None, :]
+    labels = ops.reshape(labels, (1, height, width, 1))
+    return ops.squeeze(window_partition(labels, window_size), axis=-1)
+
+
+def attend_in_windows(logits, values, attention_mask=None):
+    """softmax(logits + mask) @ values with the heads merged back: (B*nW, heads, n, m) logits
+    and (B*nW, heads, m, d) values -> (B*nW, n, heads*d). The additive (nW, n, m) mask of the
+    shifted windows is shared by every image of the batch and every head."""
+    heads, n, m = logits.shape[1:]
+    if attention_mask is not None:
+        num_windows = ops.shape(attention_mask)[0]
+        logits = ops.reshape(logits, (-1, num_windows, heads, n, m))
+        logits = logits + ops.cast(attention_mask, logits.dtype)[None, :, None]
+        logits = ops.reshape(logits, (-1, heads, n, m))
+    out = ops.matmul(ops.softmax(logits, axis=-1), values)
+    return ops.reshape(ops.transpose(out, (0, 2, 1, 3)), (-1, n, heads * values.shape[-1]))
