@@ -66,15 +66,24 @@ def window_region_labels(height, width, window_size: int, wrapped: int):
     return ops.squeeze(window_partition(labels, window_size), axis=-1)
 
 
-def attend_in_windows(logits, values, attention_mask=None):
-    """softmax(logits + mask) @ values with the heads merged back: (B*nW, heads, n, m) logits
-    and (B*nW, heads, m, d) values -> (B*nW, n, heads*d). The additive (nW, n, m) mask of the
-    shifted windows is shared by every image of the batch and every head."""
-    heads, n, m = logits.shape[1:]
+def attend_in_windows(queries, keys, values, bias_table, position_index, attention_mask=None):
+    """Window attention with a relative position bias, heads merged back.
+
+    queries (B*nW, heads, n, d), already scaled; keys and values (B*nW, heads, m, d);
+    `bias_table[position_index]` gives each (query, key) pair's (heads,) bias; the additive
+    (nW, n, m) mask of shifted windows is shared by every image of the batch and every head.
+    Returns (B*nW, n, heads*d).
+    """
+    heads, n, head_dim = queries.shape[1:]
+    m = keys.shape[2]
+    logits = ops.matmul(queries, ops.transpose(keys, (0, 1, 3, 2)))  # (B*nW, heads, n, m)
+    bias = ops.take(bias_table, position_index, axis=0)
+    bias = ops.transpose(ops.reshape(bias, (n, m, heads)), (2, 0, 1))
+    logits = logits + ops.cast(bias, logits.dtype)[None]
     if attention_mask is not None:
         num_windows = ops.shape(attention_mask)[0]
         logits = ops.reshape(logits, (-1, num_windows, heads, n, m))
         logits = logits + ops.cast(attention_mask, logits.dtype)[None, :, None]
         logits = ops.reshape(logits, (-1, heads, n, m))
     out = ops.matmul(ops.softmax(logits, axis=-1), values)
-    return ops.reshape(ops.transpose(out, (0, 2, 1, 3)), (-1, n, heads * values.shape[-1]))
+    return ops.reshape(ops.transpose(out, (0, 2, 1, 3)), (-1, n, heads * head_dim))

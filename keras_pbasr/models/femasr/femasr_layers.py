@@ -246,11 +246,10 @@ class WindowAttention(layers.Layer):
         qkv = ops.transpose(qkv, (2, 0, 3, 1, 4))  # (3, B, heads, n, head_dim)
         q, k, v = qkv[0] * ops.cast(self.scale, x.dtype), qkv[1], qkv[2]
 
-        attn = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2)))  # (B, heads, n, n)
-        bias = ops.take(self.relative_position_bias_table, self.position_index, axis=0)
-        bias = ops.transpose(ops.reshape(bias, (n, n, heads)), (2, 0, 1))
-        attn = attn + ops.cast(bias, attn.dtype)[None]
-        return self.proj(attend_in_windows(attn, v, attention_mask))
+        out = attend_in_windows(
+            q, k, v, self.relative_position_bias_table, self.position_index, attention_mask
+        )
+        return self.proj(out)
 
     def compute_output_shape(self, input_shape, attention_mask_shape=None):
         return input_shape

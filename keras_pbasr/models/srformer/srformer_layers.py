@@ -149,11 +149,10 @@ class PermutedSelfAttention(layers.Layer):
         k = ops.transpose(kv[:, :, 0], (0, 2, 1, 3))  # (B, heads, n/4, head_dim)
         v = ops.transpose(kv[:, :, 1], (0, 2, 1, 3))
 
-        attn = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2)))  # (B, heads, n, n/4)
-        bias = ops.take(self.relative_position_bias_table, self.position_index, axis=0)
-        bias = ops.transpose(ops.reshape(bias, (n, n // 4, heads)), (2, 0, 1))
-        attn = attn + ops.cast(bias, attn.dtype)[None]
-        return self.proj(attend_in_windows(attn, v, attention_mask))
+        out = attend_in_windows(
+            q, k, v, self.relative_position_bias_table, self.position_index, attention_mask
+        )
+        return self.proj(out)
 
     def compute_output_shape(self, input_shape, attention_mask_shape=None):
         return input_shape
