@@ -234,6 +234,31 @@ def infer_converter(keys: Collection[str], source: str = "the checkpoint") -> Ar
 
 # Helpers for weight_targets ------------------------------------------------------------
 
+def require(state_dict: Mapping[str, np.ndarray], key: str, arch: str) -> np.ndarray:
+    """`state_dict[key]`, or a ConversionError naming the architecture and the missing key."""
+    if key not in state_dict:
+        raise ConversionError(f"{arch}: required key {key} is missing")
+    return np.asarray(state_dict[key])
+
+
+def norm_targets(layer: keras.layers.Layer, torch_name: str) -> dict[str, WeightTarget]:
+    """`torch_name.weight` / `.bias` of an nn.LayerNorm or nn.GroupNorm -> gamma / beta."""
+    return {
+        f"{torch_name}.weight": WeightTarget(layer.gamma),
+        f"{torch_name}.bias": WeightTarget(layer.beta),
+    }
+
+
+def dense_targets(layer: keras.layers.Dense, torch_name: str) -> dict[str, WeightTarget]:
+    """`torch_name.weight` / `.bias` of an nn.Linear -> a Keras Dense's kernel / bias."""
+    from keras_pbasr.convert.tensors import torch_linear_to_keras
+
+    return {
+        f"{torch_name}.weight": WeightTarget(layer.kernel, torch_linear_to_keras),
+        f"{torch_name}.bias": WeightTarget(layer.bias),
+    }
+
+
 def conv_targets(layer: keras.layers.Layer, torch_name: str,
                  kernel_transform: Callable[[np.ndarray], np.ndarray] | None = None,
                  bias_transform: Callable[[np.ndarray], np.ndarray] | None = None,

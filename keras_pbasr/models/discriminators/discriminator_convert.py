@@ -16,10 +16,10 @@ import numpy as np
 
 from keras_pbasr.convert.registry import (
     ArchitectureConverter,
-    ConversionError,
     WeightTarget,
     conv_targets,
     register_converter,
+    require,
 )
 from keras_pbasr.convert.tensors import torch_conv_to_keras
 from keras_pbasr.models.discriminators.conditional_unet_discriminator import (
@@ -40,12 +40,6 @@ def _sn_targets(model: keras.Model) -> dict[str, WeightTarget]:
     return targets
 
 
-def _require(state_dict: Mapping[str, np.ndarray], key: str, arch: str) -> np.ndarray:
-    if key not in state_dict:
-        raise ConversionError(f"{arch}: the checkpoint has no {key}")
-    return np.asarray(state_dict[key])
-
-
 def _is_unet_discriminator(keys: Collection[str]) -> bool:
     return "conv1.weight_orig" in keys and "conv9.weight" in keys
 
@@ -58,7 +52,7 @@ class UNetDiscriminatorSNConverter(ArchitectureConverter):
         return _is_unet_discriminator(keys) and "pred_conv_cond.weight" not in keys
 
     def config_from_state_dict(self, state_dict: Mapping[str, np.ndarray]) -> dict:
-        conv0 = _require(state_dict, "conv0.weight", self.name)
+        conv0 = require(state_dict, "conv0.weight", self.name)
         # skip_connection has no weights; pass it as a config override if it was False.
         return {"num_in_ch": int(conv0.shape[1]), "num_feat": int(conv0.shape[0])}
 
@@ -83,15 +77,15 @@ class ConditionalUNetDiscriminatorSNConverter(ArchitectureConverter):
         return _is_unet_discriminator(keys) and "pred_conv_cond.weight" in keys
 
     def config_from_state_dict(self, state_dict: Mapping[str, np.ndarray]) -> dict:
-        cond = _require(state_dict, "pred_conv_cond.weight", self.name)
+        cond = require(state_dict, "pred_conv_cond.weight", self.name)
         variant = "v1" if "pred_conv.weight" in state_dict else "v2"
-        image_conv = _require(
+        image_conv = require(
             state_dict, "pred_conv.weight" if variant == "v1" else "conv0.weight", self.name
         )
         return {
             "num_in_ch": int(image_conv.shape[1]),
             "num_cond_ch": int(cond.shape[1]),
-            "num_feat": int(_require(state_dict, "conv1.weight_orig", self.name).shape[1]),
+            "num_feat": int(require(state_dict, "conv1.weight_orig", self.name).shape[1]),
             "variant": variant,
         }
 

@@ -22,7 +22,6 @@ from keras import ops
 
 from keras_pbasr.layers.padding import CropToScaledInput, SymmetricPadPastMultiple
 from keras_pbasr.models.femasr.femasr_layers import (
-    ACTIVATIONS,
     GROUP_NORM_GROUPS,
     ResBlock,
     ResidualSwinTransformerBlock,
@@ -254,8 +253,6 @@ class FeMaSRHQ(_FeMaSRBase):
         **kwargs,
     ):
         channels = _check_channels(channels)
-        if act_type not in ACTIVATIONS:
-            raise ValueError(f"act_type must be one of {ACTIVATIONS}, got {act_type!r}")
         groups = frozen_groups(frozen_modules)
         found = _build_layers(channels, 0, False, act_type, codebook_size, code_dim, None)
         inputs = keras.Input((None, None, 3), name="hr")
@@ -359,8 +356,6 @@ class FeMaSR(_FeMaSRBase):
         channels = _check_channels(channels)
         if upscale not in (2, 4):
             raise ValueError(f"upscale must be 2 or 4, got {upscale}")
-        if act_type not in ACTIVATIONS:
-            raise ValueError(f"act_type must be one of {ACTIVATIONS}, got {act_type!r}")
         if channels[CODE_LEVEL] % swin_num_heads or window_size < 2 or window_size % 2:
             raise ValueError(
                 f"channels[-1] ({channels[CODE_LEVEL]}) must be divisible by swin_num_heads "

@@ -25,9 +25,11 @@ from keras_pbasr.convert.registry import (
     ConversionError,
     WeightTarget,
     conv_targets,
+    dense_targets,
+    norm_targets,
     register_converter,
+    require,
 )
-from keras_pbasr.convert.tensors import torch_linear_to_keras
 from keras_pbasr.models.femasr.femasr_backbone import CODE_LEVEL, FeMaSR, FeMaSRHQ
 
 ENCODER = "multiscale_encoder"
@@ -40,14 +42,8 @@ _SWIN_BLOCK = re.compile(
 )
 
 
-def _require(state_dict: Mapping[str, np.ndarray], key: str, arch: str) -> np.ndarray:
-    if key not in state_dict:
-        raise ConversionError(f"{arch}: required key {key} is missing")
-    return state_dict[key]
-
-
 def _out_channels(state_dict, key: str, arch: str) -> int:
-    return int(_require(state_dict, key, arch).shape[0])
+    return int(require(state_dict, key, arch).shape[0])
 
 
 def _has_swin(keys: Collection[str]) -> bool:
@@ -55,8 +51,6 @@ def _has_swin(keys: Collection[str]) -> bool:
 
 
 class _FeMaSRConverterBase(ArchitectureConverter):
-    lq = True
-
     def matches(self, keys: Collection[str]) -> bool:
         keys = set(keys)
         return f"{ENCODER}.in_conv.weight" in keys and _has_swin(keys) == self.lq
@@ -72,7 +66,7 @@ class _FeMaSRConverterBase(ArchitectureConverter):
                 f"{self.name}: codebook scales {extra_scales} besides 0 (multi-scale "
                 "codebook_params) are not supported; FeMaSR and PBaSR release one codebook"
             )
-        codebook = _require(state_dict, "quantize_group.0.embedding.weight", self.name)
+        codebook = require(state_dict, "quantize_group.0.embedding.weight", self.name)
         channels = [
             *(_out_channels(state_dict, f"decoder_group.{i}.block.1.weight", self.name)
               for i in reversed(range(CODE_LEVEL))),
@@ -129,20 +123,19 @@ class FeMaSRConverter(_FeMaSRConverterBase):
                 f"{self.name}: {num_down} encoder down blocks mean x{upscale}; only x2 and x4 "
                 "are supported"
             )
-        keys = set(state_dict)
-        layers = sorted(int(m.group(1)) for k in keys if (m := _SWIN_LAYER.match(k)))
-        depth = sorted(int(m.group(1)) for k in keys if (m := _SWIN_BLOCK.match(k)))
+        layers = sorted(int(m.group(1)) for k in state_dict if (m := _SWIN_LAYER.match(k)))
+        depth = sorted(int(m.group(1)) for k in state_dict if (m := _SWIN_BLOCK.match(k)))
         if not layers or not depth:
             raise ConversionError(f"{self.name}: no complete Swin layer (swin_blks.0) found")
         prefix = f"{ENCODER}.blocks.{num_down}.swin_blks.0.residual_group.blocks.0"
-        table = _require(state_dict, f"{prefix}.attn.relative_position_bias_table", self.name)
+        table = require(state_dict, f"{prefix}.attn.relative_position_bias_table", self.name)
         table_side = math.isqrt(int(table.shape[0]))  # (2 * window - 1)^2 rows
         if table_side * table_side != table.shape[0] or table_side % 2 == 0:
             raise ConversionError(
                 f"{self.name}: relative_position_bias_table has {table.shape[0]} rows, "
                 "not (2 * window_size - 1)^2"
             )
-        fc1 = _require(state_dict, f"{prefix}.mlp.fc1.weight", self.name)
+        fc1 = require(state_dict, f"{prefix}.mlp.fc1.weight", self.name)
         return {
             **config,
             "upscale": upscale,
@@ -176,25 +169,11 @@ class FeMaSRHQConverter(_FeMaSRConverterBase):
         return FeMaSRHQ(**config)
 
 
-def _norm_targets(layer, torch_name: str) -> dict[str, WeightTarget]:
-    return {
-        f"{torch_name}.weight": WeightTarget(layer.gamma),
-        f"{torch_name}.bias": WeightTarget(layer.beta),
-    }
-
-
-def _dense_targets(layer, torch_name: str) -> dict[str, WeightTarget]:
-    return {
-        f"{torch_name}.weight": WeightTarget(layer.kernel, torch_linear_to_keras),
-        f"{torch_name}.bias": WeightTarget(layer.bias),
-    }
-
-
 def _resblock_targets(block, torch_name: str) -> dict[str, WeightTarget]:
     """ResBlock: conv = Sequential(NormLayer, act, conv, NormLayer, act, conv)."""
-    targets = _norm_targets(block.norm1, f"{torch_name}.conv.0.norm")
+    targets = norm_targets(block.norm1, f"{torch_name}.conv.0.norm")
     targets.update(conv_targets(block.conv1, f"{torch_name}.conv.2"))
-    targets.update(_norm_targets(block.norm2, f"{torch_name}.conv.3.norm"))
+    targets.update(norm_targets(block.norm2, f"{torch_name}.conv.3.norm"))
     targets.update(conv_targets(block.conv2, f"{torch_name}.conv.5"))
     return targets
 
@@ -216,10 +195,10 @@ def _rstb_targets(rstb, torch_name: str) -> dict[str, WeightTarget]:
         targets[f"{prefix}.attn.relative_position_bias_table"] = WeightTarget(
             block.attn.relative_position_bias_table
         )
-        targets.update(_norm_targets(block.norm1, f"{prefix}.norm1"))
-        targets.update(_norm_targets(block.norm2, f"{prefix}.norm2"))
-        targets.update(_dense_targets(block.attn.qkv, f"{prefix}.attn.qkv"))
-        targets.update(_dense_targets(block.attn.proj, f"{prefix}.attn.proj"))
-        targets.update(_dense_targets(block.fc1, f"{prefix}.mlp.fc1"))
-        targets.update(_dense_targets(block.fc2, f"{prefix}.mlp.fc2"))
+        targets.update(norm_targets(block.norm1, f"{prefix}.norm1"))
+        targets.update(norm_targets(block.norm2, f"{prefix}.norm2"))
+        targets.update(dense_targets(block.attn.qkv, f"{prefix}.attn.qkv"))
+        targets.update(dense_targets(block.attn.proj, f"{prefix}.attn.proj"))
+        targets.update(dense_targets(block.fc1, f"{prefix}.mlp.fc1"))
+        targets.update(dense_targets(block.fc2, f"{prefix}.mlp.fc2"))
     return targets

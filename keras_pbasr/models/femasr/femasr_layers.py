@@ -308,14 +308,20 @@ class SwinTransformerBlock(layers.Layer):
         self.fc1.build((None, self.dim))
         self.fc2.build((None, int(self.dim * self.mlp_ratio)))
 
-    def call(self, x):
+    def call(self, x, attention_mask=None):
+        """attention_mask: the shifted-window mask for this map's size, if the caller already
+        has it (a shifted block computes it otherwise; an unshifted one ignores it)."""
         batch, height, width, _ = ops.shape(x)
         shortcut = x
         x = self.norm1(x)
-        attention_mask = None
         if self.shift_size:
             x = ops.roll(x, shift=(-self.shift_size, -self.shift_size), axis=(1, 2))
-            attention_mask = swin_attention_mask(height, width, self.window_size, self.shift_size)
+            if attention_mask is None:
+                attention_mask = swin_attention_mask(
+                    height, width, self.window_size, self.shift_size
+                )
+        else:
+            attention_mask = None
         windows = self.attn(window_partition(x, self.window_size), attention_mask=attention_mask)
         x = window_reverse(windows, self.window_size, batch, height, width)
         if self.shift_size:
@@ -385,8 +391,15 @@ class ResidualSwinTransformerBlock(layers.Layer):
 
     def call(self, x):
         shortcut = x
+        # The shifted blocks share one mask (same map size and shift).
+        _, height, width, _ = ops.shape(x)
+        shifted = [block for block in self.blocks if block.shift_size]
+        attention_mask = (
+            swin_attention_mask(height, width, shifted[0].window_size, shifted[0].shift_size)
+            if shifted else None
+        )
         for block in self.blocks:
-            x = block(x)
+            x = block(x, attention_mask=attention_mask)
         return self.conv(x) + shortcut
 
     def compute_output_shape(self, input_shape):

@@ -21,12 +21,14 @@ from keras_pbasr.convert.registry import (
     ConversionError,
     WeightTarget,
     conv_targets,
+    dense_targets,
+    norm_targets,
     register_converter,
+    require,
 )
 from keras_pbasr.convert.tensors import (
     pixel_shuffle_out_channels,
     torch_depthwise_conv_to_keras,
-    torch_linear_to_keras,
 )
 from keras_pbasr.models.srformer.srformer_backbone import NUM_FEAT, SRFormer
 
@@ -64,9 +66,9 @@ class SRFormerConverter(ArchitectureConverter):
             raise ConversionError(f"{self.name}: PSA groups layers.0..N are incomplete")
         depths = [depth_of[i] for i in range(len(depth_of))]
 
-        embed_dim = int(_require(state_dict, "conv_first.weight", self.name).shape[0])
+        embed_dim = int(require(state_dict, "conv_first.weight", self.name).shape[0])
         tables = [
-            _require(state_dict, f"{_block_key(i, 0)}.attn.relative_position_bias_table",
+            require(state_dict, f"{_block_key(i, 0)}.attn.relative_position_bias_table",
                      self.name)
             for i in range(len(depths))
         ]
@@ -77,7 +79,7 @@ class SRFormerConverter(ArchitectureConverter):
                 "not (window_size - 1)^2"
             )
         window_size = table_side + 1
-        fc1 = _require(state_dict, f"{_block_key(0, 0)}.mlp.fc1.weight", self.name)
+        fc1 = require(state_dict, f"{_block_key(0, 0)}.mlp.fc1.weight", self.name)
         mlp_ratio = float(fc1.shape[0]) / embed_dim
 
         self._check_shifted_windows(keys, depths)
@@ -128,7 +130,7 @@ class SRFormerConverter(ArchitectureConverter):
 
     def weight_targets(self, model: keras.Model, config: dict) -> dict[str, WeightTarget]:
         targets = conv_targets(model.get_layer("conv_first"), "conv_first")
-        targets.update(_norm_targets(model.get_layer("patch_embed_norm"), "patch_embed.norm"))
+        targets.update(norm_targets(model.get_layer("patch_embed_norm"), "patch_embed.norm"))
         for group, depth in enumerate(config["depths"]):
             for block in range(depth):
                 layer = model.get_layer(_block_layer_name(group, block))
@@ -136,31 +138,11 @@ class SRFormerConverter(ArchitectureConverter):
             targets.update(_residual_conv_targets(model, f"layers_{group}_conv",
                                                   f"layers.{group}.conv",
                                                   config["resi_connection"]))
-        targets.update(_norm_targets(model.get_layer("norm"), "norm"))
+        targets.update(norm_targets(model.get_layer("norm"), "norm"))
         targets.update(_residual_conv_targets(model, "conv_after_body", "conv_after_body",
                                               config["resi_connection"]))
         targets.update(_head_targets(model, config["upsampler"], config["upscale"]))
         return targets
-
-
-def _require(state_dict: Mapping[str, np.ndarray], key: str, arch: str) -> np.ndarray:
-    if key not in state_dict:
-        raise ConversionError(f"{arch}: required key {key} is missing")
-    return state_dict[key]
-
-
-def _norm_targets(layer: keras.layers.LayerNormalization, torch_name: str):
-    return {
-        f"{torch_name}.weight": WeightTarget(layer.gamma),
-        f"{torch_name}.bias": WeightTarget(layer.beta),
-    }
-
-
-def _dense_targets(layer: keras.layers.Dense, torch_name: str):
-    return {
-        f"{torch_name}.weight": WeightTarget(layer.kernel, torch_linear_to_keras),
-        f"{torch_name}.bias": WeightTarget(layer.bias),
-    }
 
 
 def _block_targets(block, prefix: str) -> dict[str, WeightTarget]:
@@ -174,11 +156,11 @@ def _block_targets(block, prefix: str) -> dict[str, WeightTarget]:
         ),
         f"{prefix}.mlp.dwconv.depthwise_conv.0.bias": WeightTarget(mlp.dwconv.bias),
     }
-    targets.update(_norm_targets(block.norm1, f"{prefix}.norm1"))
-    targets.update(_norm_targets(block.norm2, f"{prefix}.norm2"))
+    targets.update(norm_targets(block.norm1, f"{prefix}.norm1"))
+    targets.update(norm_targets(block.norm2, f"{prefix}.norm2"))
     for name, layer in (("attn.q", attn.q), ("attn.kv", attn.kv), ("attn.proj", attn.proj),
                         ("mlp.fc1", mlp.fc1), ("mlp.fc2", mlp.fc2)):
-        targets.update(_dense_targets(layer, f"{prefix}.{name}"))
+        targets.update(dense_targets(layer, f"{prefix}.{name}"))
     return targets
 
 
