@@ -41,19 +41,12 @@ def _build_predictor(model: keras.Model) -> Callable[[np.ndarray], np.ndarray]:
     """A thread-safe numpy -> numpy forward pass in inference mode for `model`."""
     model_ref = weakref.ref(model)
     if keras.backend.backend() == "jax":
-        import jax
+        from keras_pbasr.metrics.compilation import compiled_model_call
 
-        # Model state goes in as arguments, so concurrent calls share nothing mutable.
-        @jax.jit
-        def forward(trainable, non_trainable, x):
-            outputs, _ = model_ref().stateless_call(trainable, non_trainable, x, training=False)
-            return outputs
+        forward = compiled_model_call(model)
 
         def predict(x: np.ndarray) -> np.ndarray:
-            m = model_ref()
-            trainable = [v.value for v in m.trainable_variables]
-            non_trainable = [v.value for v in m.non_trainable_variables]
-            return np.asarray(forward(trainable, non_trainable, x))
+            return np.asarray(forward(x))
 
         return predict
 

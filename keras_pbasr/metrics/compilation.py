@@ -32,12 +32,11 @@ def _compile(fn: Callable, static: tuple[str, ...]) -> Callable:
     return fn
 
 
-def compiled_metric(static: tuple[str, ...] = (), float64: bool = True) -> Callable:
+def compiled_metric(static: tuple[str, ...] = ()) -> Callable:
     """Decorator: on JAX, compiles a pure tensor function once per input shape and static
-    setting; on TensorFlow and torch the function runs eagerly.
-
-    With float64=True the function runs (and on JAX, is traced) with float64 enabled, so
-    its float64 math is float64 on every backend (see functional.float64_scope).
+    setting; on TensorFlow and torch the function runs eagerly. The function runs (and on
+    JAX, is traced) with float64 enabled, so its float64 math is float64 on every backend
+    (see functional.float64_scope).
 
     Example:
     >>> from keras import ops
@@ -49,17 +48,12 @@ def compiled_metric(static: tuple[str, ...] = (), float64: bool = True) -> Calla
     """
 
     def decorate(fn: Callable) -> Callable:
-        compiled = None
+        compiled = _compile(fn, static)  # KERAS_BACKEND is fixed once keras is imported
 
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
-            nonlocal compiled
-            if compiled is None:  # built at the first call: the backend is known by then
-                compiled = _compile(fn, static)
-            if float64:
-                with float64_scope():
-                    return compiled(*args, **kwargs)
-            return compiled(*args, **kwargs)
+            with float64_scope():
+                return compiled(*args, **kwargs)
 
         return wrapper
 
@@ -73,7 +67,8 @@ def compiled_model_call(model: keras.Model) -> Callable:
     """An inference call `f(*inputs)` of a built Keras model (cached per model), jitted on JAX.
 
     On JAX the model's variables go in as arguments of a jitted stateless call (the weights
-    are not baked into the program as constants, which would make compiling slow).
+    are not baked into the program as constants, which would make compiling slow), so
+    concurrent calls share nothing mutable.
     """
     if keras.backend.backend() != "jax":
         return model
@@ -85,6 +80,7 @@ def compiled_model_call(model: keras.Model) -> Callable:
 
     @jax.jit
     def forward(trainable, non_trainable, *inputs):
+        # No `training` argument: some callers' call() takes none, and None means inference.
         outputs, _ = model_ref().stateless_call(trainable, non_trainable, *inputs)
         return outputs
 

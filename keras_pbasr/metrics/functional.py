@@ -67,6 +67,14 @@ def filter_bank2d(x, kernels: np.ndarray, stride: int | tuple[int, int] = 1):
     return ops.conv(x, k, strides=stride, padding="valid")
 
 
+def gradient_magnitude(x, kernel_x: np.ndarray, eps: float):
+    """sqrt(gx^2 + gy^2 + eps) of single-channel x, with gx / gy from `kernel_x` and its
+    transpose after zero padding of 1 (same size; GMSD's Prewitt, VSI's Scharr)."""
+    padded = pad2d(x, 1, 1, 1, 1, mode="constant")
+    gradients = filter_bank2d(padded, np.stack([kernel_x, kernel_x.T], axis=-1))
+    return ops.sqrt(ops.sum(gradients * gradients, axis=-1, keepdims=True) + eps)
+
+
 def gaussian_window(size: int, sigma: float) -> np.ndarray:
     """MATLAB fspecial('gaussian', size, sigma), rounded to float32 values like pyiqa's."""
     m = (size - 1.0) / 2.0

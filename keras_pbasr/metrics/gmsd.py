@@ -7,23 +7,17 @@ from keras import ops
 
 from keras_pbasr.metrics.color import luma_255
 from keras_pbasr.metrics.compilation import compiled_metric
-from keras_pbasr.metrics.functional import filter_bank2d, mean_pool, pad2d, weighted_std
+from keras_pbasr.metrics.functional import gradient_magnitude, mean_pool, weighted_std
 from keras_pbasr.metrics.regions import nan_if_empty, prepare_pair
 
 PREWITT_X = np.array([[1.0, 0.0, -1.0]] * 3) / 3.0
 GMSD_T = 170.0
 
 
-def gradient_magnitude(x):
-    """Prewitt/3 gradient magnitude of single-channel x with zero padding of 1 (same size)."""
-    padded = pad2d(x, 1, 1, 1, 1, mode="constant")
-    gradients = filter_bank2d(padded, np.stack([PREWITT_X, PREWITT_X.T], axis=-1))
-    return ops.sqrt(ops.sum(gradients * gradients, axis=-1, keepdims=True) + 1e-12)
-
-
 def gms_map(x, y):
     """Gradient magnitude similarity map of two luma*255 images after 2x2 mean pooling."""
-    g1, g2 = ops.split(gradient_magnitude(mean_pool(ops.concatenate([x, y], axis=0), 2)), 2)
+    pooled = mean_pool(ops.concatenate([x, y], axis=0), 2)
+    g1, g2 = ops.split(gradient_magnitude(pooled, PREWITT_X, 1e-12), 2)
     return (2 * g1 * g2 + GMSD_T) / (g1 * g1 + g2 * g2 + GMSD_T)
 
 

@@ -7,7 +7,7 @@ from keras import ops
 
 from keras_pbasr.metrics.color import rgb_to_lab, rgb_to_lmn
 from keras_pbasr.metrics.compilation import compiled_metric
-from keras_pbasr.metrics.functional import filter_bank2d, mean_pool, pad2d
+from keras_pbasr.metrics.functional import gradient_magnitude, mean_pool, pad2d
 from keras_pbasr.metrics.regions import nan_if_empty, prepare_pair
 from keras_pbasr.metrics.resize import resize_bilinear
 
@@ -74,13 +74,6 @@ def similarity(a, b, constant: float):
     return (2.0 * a * b + constant) / (a * a + b * b + constant + FLOAT32_EPS)
 
 
-def gradient_magnitude(x):
-    """Scharr/16 gradient magnitude of single-channel x, zero padding 1."""
-    padded = pad2d(x, 1, 1, 1, 1, mode="constant")
-    gradients = filter_bank2d(padded, np.stack([SCHARR_X, SCHARR_X.T], axis=-1))
-    return ops.sqrt(ops.sum(gradients * gradients, axis=-1, keepdims=True) + FLOAT64_EPS)
-
-
 def pool_like_vsi(x, k: int):
     """Replicate padding (k // 2 before, (k - 1) // 2 after) then k x k average pooling."""
     if k == 1:
@@ -113,7 +106,7 @@ def _vsi(sr, hr, weight):
     x_lmn, y_lmn = pooled[:n, ..., 1:], pooled[n:, ..., 1:]
     w = pool_like_vsi(ops.cast(weight, "float64"), k)
     s_vs = similarity(vs_x, vs_y, C1)
-    gradients = gradient_magnitude(pooled[..., 1:2])
+    gradients = gradient_magnitude(pooled[..., 1:2], SCHARR_X, FLOAT64_EPS)
     s_gm = similarity(gradients[:n], gradients[n:], C2)
     s_c = similarity(x_lmn[..., 1:2], y_lmn[..., 1:2], C3) * similarity(
         x_lmn[..., 2:], y_lmn[..., 2:], C3
