@@ -186,9 +186,12 @@ def write_png(path: Path, array: np.ndarray) -> None:
     Image.fromarray(array.squeeze()).save(path)
 
 
-def render_blur_kept(image: np.ndarray, seed: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+def render_blur_kept(
+    image: np.ndarray, seed: tuple[int, int], **blur_options
+) -> tuple[np.ndarray, np.ndarray]:
     """(uint8 image) -> (uint8 blur-kept image, uint8 mask with 0 = blurred, 255 = sharp),
-    blur rendered inside a generated depth-like region of the whole image."""
+    blur rendered inside a generated depth-like region of the whole image; `blur_options`
+    go to `synthesize_blur_kept` (e.g. defocus_radius)."""
     import tensorflow as tf
 
     from keras_pbasr.data import depth_like_region, synthesize_blur_kept
@@ -197,7 +200,8 @@ def render_blur_kept(image: np.ndarray, seed: tuple[int, int]) -> tuple[np.ndarr
     h, w = image.shape[:2]
     region = depth_like_region(h, w, tf.random.experimental.stateless_fold_in(seed, 1))
     hr, mask = synthesize_blur_kept(tf.constant(image, tf.float32) / 255.0, region,
-                                    tf.random.experimental.stateless_fold_in(seed, 2))
+                                    tf.random.experimental.stateless_fold_in(seed, 2),
+                                    **blur_options)
     hr = np.clip(np.round(hr.numpy() * 255.0), 0, 255).astype(np.uint8)
     return hr, (mask.numpy()[..., 0] * 255).astype(np.uint8)
 

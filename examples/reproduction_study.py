@@ -58,10 +58,13 @@ from demo import (  # noqa: E402  (the demo's helpers: logging, photos, training
     GENERAL_TRAIN,
     REAL_BLUR,
     Log,
+    build_backbone,
     copy_model,
     fit_steps,
+    predict,
     prepare_output,
     read_rgb,
+    render_blur_kept,
     skimage_data_dir,
     step_logger,
     write_png,
@@ -69,7 +72,9 @@ from demo import (  # noqa: E402  (the demo's helpers: logging, photos, training
 
 SCALE = 4
 METRICS = ("psnr", "ssim", "gmsd", "lpips", "dists")
-HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "gmsd": False, "lpips": False, "dists": False}
+# A stronger defocus range than the data module's default, so the blurred region is clearly
+# blurred in the blur-branch training images.
+STUDY_DEFOCUS_RADIUS = (4.0, 10.0)
 # (evaluation set, region) pairs reported: the general set has no blur mask.
 GROUPS = (("general", "all"), ("blur", "all"), ("blur", "blur"), ("blur", "sharp"))
 GROUP_TITLES = {("general", "all"): "General set (BSD100 + Set14), all pixels",
@@ -239,23 +244,6 @@ def require_metric_weights(log: Log) -> None:
 # ----------------------------------------------------------------------------- data
 
 
-def render_blur_kept(image: np.ndarray, seed: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 image -> (uint8 blur-kept image, uint8 mask, 0 = blurred), with a stronger defocus
-    range than the data module's default so the blurred region is clearly blurred."""
-    import tensorflow as tf
-
-    from keras_pbasr.data import depth_like_region, synthesize_blur_kept
-
-    seed = tf.constant(seed, tf.int64)
-    h, w = image.shape[:2]
-    region = depth_like_region(h, w, tf.random.experimental.stateless_fold_in(seed, 1))
-    hr, mask = synthesize_blur_kept(tf.constant(image, tf.float32) / 255.0, region,
-                                    tf.random.experimental.stateless_fold_in(seed, 2),
-                                    defocus_radius=(4.0, 10.0))
-    hr = np.clip(np.round(hr.numpy() * 255.0), 0, 255).astype(np.uint8)
-    return hr, (mask.numpy()[..., 0] * 255).astype(np.uint8)
-
-
 def build_training_images(data_dir: Path, renders_per_image: int) -> dict:
     """data_dir/general/*.png and data_dir/blur/{HR,mask}/*.png; returns a summary."""
     source = skimage_data_dir()
@@ -266,7 +254,8 @@ def build_training_images(data_dir: Path, renders_per_image: int) -> dict:
         write_png(data_dir / "general" / f"{stem}.png", image)
         summary["general"].append(stem)
         for k in range(renders_per_image):
-            hr, mask = render_blur_kept(image, (7, 1000 * index + k))
+            hr, mask = render_blur_kept(image, (7, 1000 * index + k),
+                                        defocus_radius=STUDY_DEFOCUS_RADIUS)
             write_png(data_dir / "blur" / "HR" / f"{stem}_blur{k}.png", hr)
             write_png(data_dir / "blur" / "mask" / f"{stem}_blur{k}.png", mask)
             summary["blur"].append(f"{stem}_blur{k} ({100 * np.mean(mask == 0):.0f}% blurred)")
@@ -376,12 +365,6 @@ def batches(cache: Path, pairs: bool = False):
         yield (batch["lr"], batch["hr"]) if pairs else batch
 
 
-def build_backbone(scale: StudyScale):
-    from keras_pbasr import SRVGGNetCompact
-
-    return SRVGGNetCompact(num_feat=scale.num_feat, num_conv=scale.num_conv, upscale=SCALE)
-
-
 def train_init(cache: Path, scale: StudyScale, lr: float, log: Log):
     """Stage 1 (Real-ESRNet): L1 only, general patches only. Returns (model, step logs)."""
     import keras
@@ -436,12 +419,6 @@ def train_run(run: Run, init, cache: Path, seed: int, args, log: Log):
 # ----------------------------------------------------------------------------- evaluation
 
 
-def super_resolve(model, lr: np.ndarray) -> np.ndarray:
-    import keras
-
-    return np.clip(keras.ops.convert_to_numpy(model.predict_on_batch(lr)), 0.0, 1.0)
-
-
 def bicubic(lr: np.ndarray) -> np.ndarray:
     from PIL import Image
 
@@ -469,7 +446,7 @@ def score_outputs(outputs: dict[str, np.ndarray], eval_sets: dict) -> dict:
 
 
 def evaluate_model(model, eval_sets: dict) -> dict:
-    outputs = {kind: super_resolve(model, s["lr"]) for kind, s in eval_sets.items()}
+    outputs = {kind: predict(model, s["lr"]) for kind, s in eval_sets.items()}
     return score_outputs(outputs, eval_sets)
 
 
@@ -517,8 +494,10 @@ DIGITS = {"psnr": 2, "ssim": 4, "gmsd": 4, "lpips": 4, "dists": 4}
 
 
 def group_table(results: dict, rows, kind: str, region: str) -> str:
+    from keras_pbasr.metrics.catalog import METRICS as METRIC_SPECS
+
     header = "| model | " + " | ".join(
-        f"{m.upper()} {'↑' if HIGHER_IS_BETTER[m] else '↓'}" for m in METRICS) + " |"
+        f"{m.upper()} {'↑' if METRIC_SPECS[m].higher_is_better else '↓'}" for m in METRICS) + " |"
     lines = [header, "|---|" + "---:|" * len(METRICS)]
     for label, run, model in rows:
         cells = [mean_spread(seed_means(results, run, model, kind, region, m), DIGITS[m])
@@ -648,11 +627,11 @@ def write_report(out_dir: Path, args, results: dict, summary: dict, eval_sets: d
                               f"{group_table(results, MAIN_ROWS, k, r)}" for k, r in GROUPS)
     ablation_sections = []
     if "interval" in args.ablations:
-        cfms = [(k, 0.99) for k in scale.interval_ablation]
+        cfms = ablation_cfms(["interval"], scale)
         ablation_sections.append("### CFM interval k (lambda0 0.99)\n\n"
                                  + ablation_table(results, cfms, scale))
     if "lambda0" in args.ablations:
-        cfms = [(scale.cfm_interval, lam0) for lam0 in scale.lambda0_ablation]
+        cfms = ablation_cfms(["lambda0"], scale)
         ablation_sections.append(f"### CFM lambda0 (k {scale.cfm_interval})\n\n"
                                  + ablation_table(results, cfms, scale))
     ablations = "\n\n".join(ablation_sections) or "(no ablation selected)"
