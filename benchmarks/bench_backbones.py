@@ -61,7 +61,6 @@ def _pin_threads() -> int | None:
         os.environ["XLA_FLAGS"] = (
             os.environ.get("XLA_FLAGS", "")
             + f" --xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'}"
-            + f" intra_op_parallelism_threads={threads}"
         ).strip()
     return threads
 
@@ -152,8 +151,6 @@ def _layout(model) -> str:
 
 def _torch_compiled_path(model, x):
     """predict_on_batch through torch.compile; returns (callable, compile seconds)."""
-    import time
-
     model.compile(jit_compile=True)
     start = time.perf_counter()
     model.predict_on_batch(x)

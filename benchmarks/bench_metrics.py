@@ -113,11 +113,12 @@ def torch_references(names) -> dict:
     return {name: call(module) for name, module in modules.items()}
 
 
-def _first_and_median(fn, repeats: int) -> tuple[float, float, object]:
+def _first_and_samples(fn, repeats: int) -> tuple[float, list[float], object]:
+    """(first call's seconds, the timed calls after it, the value)."""
     t0 = time.perf_counter()
     value = fn()
     first = time.perf_counter() - t0
-    return first, float(np.median(time_callable(fn, warmup=0, repeats=repeats))), value
+    return first, list(time_callable(fn, warmup=0, repeats=repeats)), value
 
 
 def numpy_backend_worker(names: list[str], repeats: int) -> None:
@@ -129,9 +130,9 @@ def numpy_backend_worker(names: list[str], repeats: int) -> None:
     out = {}
     for name in names:
         if name in calls:
-            first, median, value = _first_and_median(
+            first, samples, value = _first_and_samples(
                 lambda fn=calls[name]: keras.ops.convert_to_numpy(fn(sr, hr)), repeats)
-            out[name] = {"first": first, "median": median, "value": float(value[0])}
+            out[name] = {"first": first, "samples": samples, "value": float(value[0])}
     print("RESULT " + json.dumps(out))
 
 
@@ -166,20 +167,20 @@ def run(bench) -> None:
     for name, fn in calls.items():
         if name in numpy_backend:
             ref = numpy_backend[name]
-            bench.record(name, "our code on Keras' numpy backend (reference)", ref["median"],
+            bench.record(name, "our code on Keras' numpy backend (reference)", ref["samples"],
                          reference=True, first_call_s=f"{ref['first']:.2f}",
                          value=f"{ref['value']:.6f}")
         else:
-            first, median, value = _first_and_median(lambda ref=references[name]: ref(sr, hr),
-                                                     repeats)
-            bench.record(name, reference_names[name], median, reference=True,
+            first, samples, value = _first_and_samples(lambda ref=references[name]: ref(sr, hr),
+                                                       repeats)
+            bench.record(name, reference_names[name], samples, reference=True,
                          first_call_s=f"{first:.2f}", value=f"{float(value):.6f}")
-        first, median, value = _first_and_median(
+        first, samples, value = _first_and_samples(
             lambda fn=fn: keras.ops.convert_to_numpy(fn(sr, hr)), repeats)
-        bench.record(name, f"keras_pbasr on {backend}", median, first_call_s=f"{first:.2f}",
-                     value=f"{float(value[0]):.6f}")
-        print(f"  {name}: reference {bench.timings[-2].median_s:.3f} s, "
-              f"{backend} {median:.3f} s (first call {first:.2f} s)", flush=True)
+        ours = bench.record(name, f"keras_pbasr on {backend}", samples,
+                            first_call_s=f"{first:.2f}", value=f"{float(value[0]):.6f}")
+        print(f"  {name}: {backend} {ours.median_s:.3f} s (first call {first:.2f} s)",
+              flush=True)
     bench.note("Seconds per 512x512 pair (skimage astronaut vs a blurred noisy copy): median of "
                f"{repeats} call(s) after a first call, which is reported separately "
                "(on JAX it includes compiling the metric for this image size).")

@@ -66,7 +66,7 @@ def run(bench) -> None:
         if not np.array_equal(shared(), per_block()):
             raise AssertionError("shared and per-block masks give different outputs")
         shifted = sum(d // 2 for d in config["depths"])
-        bench.notes.append(f"{label}: {shifted} shifted blocks")
+        bench.note(f"{label}: {shifted} shifted blocks")
         bench.measure_interleaved(
             f"eager forward, {label}",
             {"mask per block (session 1)": per_block, "mask shared (now)": shared},

@@ -113,9 +113,13 @@ class Benchmark:
         )
         return timing
 
-    def record(self, group: str, name: str, seconds: float, *, reference: bool = False, **extra):
-        """Adds a measurement taken elsewhere (e.g. in a subprocess)."""
-        timing = Timing(group, name, seconds, seconds, seconds, 1, reference, extra=extra)
+    def record(self, group: str, name: str, samples: float | list[float], *,
+               reference: bool = False, **extra):
+        """Adds a measurement taken elsewhere (e.g. in a subprocess): one time in seconds or
+        the list of timed calls."""
+        samples = [float(samples)] if isinstance(samples, (int, float)) else list(samples)
+        timing = Timing(group, name, statistics.median(samples), min(samples), max(samples),
+                        len(samples), reference, extra=extra, samples_s=samples)
         self.timings.append(timing)
         return timing
 

@@ -11,9 +11,8 @@ from keras_pbasr.layers.layout import PReLU, preferred_data_format, resolve_data
 
 # TensorFlow's CPU convolution only runs channels_last, so channels_first models are only
 # built on the other backends.
-LAYOUTS = ["channels_last"] + (
-    ["channels_first"] if keras.backend.backend() != "tensorflow" else []
-)
+CHANNELS_FIRST_RUNS = keras.backend.backend() != "tensorflow"
+LAYOUTS = ["channels_last"] + (["channels_first"] if CHANNELS_FIRST_RUNS else [])
 
 
 def _small_models(data_format):
@@ -38,8 +37,9 @@ def test_preferred_layout_is_channels_first_only_on_torch():
         resolve_data_format("NCHW")
 
 
-@pytest.mark.parametrize("data_format", LAYOUTS)
-def test_layouts_give_the_same_outputs_from_the_same_weights(tmp_path, rng, data_format):
+@pytest.mark.skipif(not CHANNELS_FIRST_RUNS, reason="TensorFlow's CPU conv has no NCHW")
+def test_layouts_give_the_same_outputs_from_the_same_weights(tmp_path, rng):
+    data_format = "channels_first"
     x = rng.random((1, 13, 11, 3), dtype=np.float32)
     for index, (reference, model) in enumerate(zip(_small_models("channels_last"),
                                                    _small_models(data_format))):
