@@ -11,8 +11,9 @@ Real-ESRGAN starts from Real-ESRNet):
 - cdm: CDM without CFM (two branches, each with its own discriminator, no fusion), deployed by
   post-averaging (W_G + W_B) / 2 (paper Table 2); its general branch alone is "general branch"
   (trained only on the general half of each batch) and its blur branch is reported too;
-- pbasr: CDM + CFM (interval 20, lambda0 0.99, lam = lambda0 + (1 - lambda0) * cos, the
-  package default), deployed as (W_G + W_B) / 2;
+- pbasr: CDM + CFM (interval 20, lambda0 0.99, lam = lambda0 + (1 - lambda0) * cos, i.e.
+  CrossFusion(form="unhalved"), the package default when this study was run), deployed as
+  (W_G + W_B) / 2 of the EMA copies;
 - pbasr_halved: the same with the paper's Eq. 2 as printed, lam = lambda0 + (1 - lambda0) *
   cos / 2. With cos close to 1 the unhalved form moves each branch by only
   (1 - lambda0) * (1 - cos) of the branch difference per fusion; the printed form by about
@@ -177,13 +178,13 @@ def shared_data_dir(explicit: str | None) -> Path:
 
 @dataclasses.dataclass(frozen=True)
 class Run:
-    """One GAN-stage training run. cfm None: no Cross Fusion (or a single branch); halve: the
-    paper's printed lam = lambda0 + (1 - lambda0) * cos / 2."""
+    """One GAN-stage training run. cfm None: no Cross Fusion (or a single branch); form: the
+    CrossFusion form ("printed": the paper's lam = lambda0 + (1 - lambda0) * cos / 2)."""
 
     name: str
     two_branches: bool
     cfm: tuple[int, float] | None = None
-    halve: bool = False
+    form: str = "unhalved"
 
 
 def planned_runs(settings: list[str], ablations: list[str], scale: StudyScale) -> list[Run]:
@@ -197,7 +198,7 @@ def planned_runs(settings: list[str], ablations: list[str], scale: StudyScale) -
     if "pbasr" in settings or ablations:
         wanted["pbasr"] = Run("pbasr", True, pbasr_cfm)
     if "pbasr_halved" in settings:
-        wanted["pbasr_halved"] = Run("pbasr_halved", True, pbasr_cfm, halve=True)
+        wanted["pbasr_halved"] = Run("pbasr_halved", True, pbasr_cfm, form="printed")
     for cfm in ablation_cfms(ablations, scale):
         if cfm != pbasr_cfm and cfm[1] != 1.0:
             name = run_name_for(cfm, scale)
@@ -406,9 +407,10 @@ def train_run(run: Run, init, cache: Path, seed: int, args, log: Log):
     callbacks = [logs]
     if run.cfm:
         callbacks.insert(0, CrossFusion(interval=run.cfm[0], lambda0=run.cfm[1],
-                                        halve=run.halve))
+                                        form=run.form))
     fit_steps(trainer, batches(cache), scale.gan_steps, callbacks)
-    models = {"merged": trainer.merged_generator()}
+    # The study merged the EMA copies (the package default when it was run).
+    models = {"merged": trainer.merged_generator(source="ema" if trainer.ema_decay else "raw")}
     if run.name == "cdm":  # the branches alone (paper Table 2); other runs: averaged only
         for branch in ("general", "blur"):
             source = trainer.ema_generator(branch) or trainer.generator(branch)

@@ -81,7 +81,7 @@ def _fit(blur_ratio: float, batch: int):
         g_optimizer=keras.optimizers.Adam(1e-3),
         perceptual_weight=0.0,  # FeMaSR's LPIPS needs fetched weights (see the notes)
         gan_type="hinge",
-        usm_targets=False,
+        usm_general=False,
         **compile_kwargs,
     )
     before = {b: _variables_by_group(trainer.generator(b)) for b in trainer.branches}
@@ -133,7 +133,7 @@ def test_merged_generator_is_the_average_of_the_branches():
 
 
 def _check_merged(trainer, frozen) -> None:
-    merged = trainer.merged_generator(use_ema=False)
+    merged = trainer.merged_generator(source="raw")
     assert isinstance(merged, FeMaSR)
     assert merged.get_config()["frozen_modules"] == list(trainer.generator_general.frozen_modules)
     general = trainer.generator_general.get_weights()

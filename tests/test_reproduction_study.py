@@ -57,7 +57,7 @@ def test_planned_runs_cover_every_setting_and_ablation_once():
     by_name = {run.name: run for run in runs}
     assert not by_name["unified"].two_branches and by_name["cdm"].cfm is None
     assert by_name["pbasr"].cfm == by_name["pbasr_halved"].cfm == (20, 0.99)
-    assert by_name["pbasr_halved"].halve and not by_name["pbasr"].halve
+    assert by_name["pbasr_halved"].form == "printed" and by_name["pbasr"].form == "unhalved"
     # lambda0 = 1.0 gives lam = 1 exactly, i.e. no fusion: it is the cdm run.
     assert study.run_name_for((20, 1.0), scale) == "cdm"
     assert study.run_name_for((20, 0.99), scale) == "pbasr"

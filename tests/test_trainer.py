@@ -123,8 +123,15 @@ def test_cross_fusion_math_matches_numpy(rng):
     assert got_global == pytest.approx(cos_global, abs=1e-6)
     assert got_tensor == pytest.approx(cos_tensor, abs=1e-6)
     assert abs(cos_global - cos_tensor) > 1e-4  # the two modes really differ here
-    assert cross_fusion_ratio(0.8, 0.99) == pytest.approx(0.99 + 0.01 * 0.8)
-    assert cross_fusion_ratio(0.8, 0.99, halve=True) == pytest.approx(0.99 + 0.01 * 0.4)
+    assert cross_fusion_ratio(0.8, 0.99) == pytest.approx(0.99 + 0.01 * 0.4)  # printed Eq. 2
+    assert cross_fusion_ratio(0.8, 0.99, "printed") == pytest.approx(0.99 + 0.01 * 0.4)
+    assert cross_fusion_ratio(0.8, 0.99, "unhalved") == pytest.approx(0.99 + 0.01 * 0.8)
+    assert cross_fusion_ratio(0.8, 0.999, "constant") == pytest.approx(0.999)
+    # Fig. 10c reading: lambda0 0 averages (lam ~ 1/2), lambda0 1 never exchanges (lam = 1).
+    assert cross_fusion_ratio(1.0, 0.0) == pytest.approx(0.5)
+    assert cross_fusion_ratio(0.3, 1.0) == 1.0
+    with pytest.raises(ValueError, match="form must be one of"):
+        cross_fusion_ratio(0.8, 0.99, "halved")
     new_g, new_b = cross_fuse(wg, wb, 0.7)
     for g, b, ng, nb in zip(wg, wb, new_g, new_b):
         np.testing.assert_allclose(ng, 0.7 * g + 0.3 * b, atol=1e-6)
@@ -143,8 +150,9 @@ def test_cross_fusion_callback_equals_numpy_eq2_on_model_weights(rng):
     flat_g = np.concatenate([w.ravel() for w in wg])
     flat_b = np.concatenate([w.ravel() for w in wb])
     cos = flat_g @ flat_b / np.linalg.norm(flat_g) / np.linalg.norm(flat_b)
-    lam = 0.99 + 0.01 * cos
+    lam = 0.99 + 0.01 * cos / 2  # the printed Eq. 2, CrossFusion's default
     cos_got, lam_got = CrossFusion(lambda0=0.99).fuse_variables(wg_vars, wb_vars)
+    assert float(keras.ops.convert_to_numpy(cos_got)) == pytest.approx(cos, abs=1e-6)
     assert float(keras.ops.convert_to_numpy(lam_got)) == pytest.approx(lam, abs=1e-7)
     for vg, vb, g, b in zip(wg_vars, wb_vars, wg, wb):
         to_np = keras.ops.convert_to_numpy
@@ -177,13 +185,14 @@ def pbasr_runs(tmp_path_factory):
     runs["a_step2"] = {name: weights_of(getattr(trainer, name)) for name in (
         "generator_general", "generator_blur", "discriminator_general", "discriminator_blur",
         "generator_general_ema", "generator_blur_ema")}
-    runs["a_merged"] = trainer.merged_generator()
+    runs["a_merged"] = {"raw": trainer.merged_generator(),  # the default source
+                        "ema": trainer.merged_generator(source="ema")}
     # Continue by hand: fuse with numpy Eq. 2 (lambda0 = 0.5) and run step 3.
     wg_vars, wb_vars = trainer.generator_branch_weights()
     wg = [keras.ops.convert_to_numpy(v) for v in wg_vars]
     wb = [keras.ops.convert_to_numpy(v) for v in wb_vars]
     cos = float(keras.ops.convert_to_numpy(branch_cosine(wg, wb)))
-    lam = np.float32(0.5 + 0.5 * cos)
+    lam = np.float32(0.5 + 0.5 * cos / 2)  # printed Eq. 2
     for v, g, b in zip(wg_vars, wg, wb):
         v.assign(lam * g + (1 - lam) * b)
     for v, g, b in zip(wb_vars, wg, wb):
@@ -200,13 +209,18 @@ def pbasr_runs(tmp_path_factory):
     runs["d_fusion_steps"] = list(cfm.fusion_steps)
     runs["d_step3"] = weights_of(trainer.generator_general) + weights_of(trainer.generator_blur)
     runs["d_lambda"] = cfm.last_lambda
+    runs["d_history"] = list(cfm.history)
     return runs
 
 
 def test_cross_fusion_in_fit_takes_effect_and_respects_interval(pbasr_runs):
     assert pbasr_runs["a_fusion_steps"] == [2]
     assert pbasr_runs["d_fusion_steps"] == [2]
-    assert 0.0 < pbasr_runs["d_lambda"] < 0.999  # distinct branches: a real fusion
+    assert 0.25 < pbasr_runs["d_lambda"] < 0.75  # lambda0 0.5, cos in (-1, 1): printed Eq. 2
+    # Every fusion is kept with its step, cosine and lambda.
+    (entry,) = pbasr_runs["d_history"]
+    assert entry["step"] == 2
+    assert entry["lambda"] == pytest.approx(0.5 + 0.5 * entry["cosine"] / 2, abs=1e-6)
     # Fusion inside fit (JAX: with the state outside the variables) == fusing by hand.
     assert_weights_close(pbasr_runs["d_step3"], pbasr_runs["manual_step3"], atol=1e-5)
 
@@ -231,15 +245,18 @@ def test_lambda0_one_equals_two_independent_single_branch_runs(pbasr_runs):
     ) > 1e-5
 
 
-def test_merged_generator_equals_hand_averaged_ema_weights(pbasr_runs):
+@pytest.mark.parametrize("source", ["raw", "ema"])
+def test_merged_generator_equals_hand_averaged_weights(pbasr_runs, source):
     a = pbasr_runs["a_step2"]
-    merged = pbasr_runs["a_merged"]
+    merged = pbasr_runs["a_merged"][source]
     assert isinstance(merged, SRVGGNetCompact)
     assert merged.get_config()["num_feat"] == 8
+    suffix = "_ema" if source == "ema" else ""
     by_hand = SRVGGNetCompact(num_feat=8, num_conv=2, upscale=2)
-    by_hand.set_weights(
-        [(g + b) / 2 for g, b in zip(a["generator_general_ema"], a["generator_blur_ema"])]
-    )
+    by_hand.set_weights([
+        (g + b) / 2
+        for g, b in zip(a[f"generator_general{suffix}"], a[f"generator_blur{suffix}"])
+    ])
     lr = np.random.default_rng(5).random((1, 11, 13, 3), dtype="float32")
     np.testing.assert_array_equal(
         keras.ops.convert_to_numpy(merged(lr)), keras.ops.convert_to_numpy(by_hand(lr))
@@ -354,6 +371,42 @@ def test_discriminator_warmup_freezes_generator_only_during_warmup():
     assert int(keras.ops.convert_to_numpy(g_opt.iterations)) == 1
     g2 = weights_of(trainer.generator_general)
     assert max(float(np.max(np.abs(a - b))) for a, b in zip(g1, g2)) > 0
+
+
+def test_unknown_keyword_arguments_are_refused_listing_the_valid_ones():
+    generator = SRVGGNetCompact(num_feat=4, num_conv=1, upscale=2)
+    with pytest.raises(TypeError, match=r"unknown keyword argument\(s\) blurratio; valid: .*"
+                       r"blur_ratio.*name"):
+        PBaSRTrainer(generator, blurratio=0.5)
+    trainer = PBaSRTrainer(generator, name="fine")  # keras.Model's own arguments still pass
+    with pytest.raises(TypeError, match=r"usm_targets; valid: .*usm_general, usm_blur"):
+        trainer.compile(perceptual_weight=0.0, usm_targets=False)
+    with pytest.raises(ValueError, match="source must be one of"):
+        trainer.merged_generator(source="average")
+    with pytest.raises(ValueError, match="no EMA"):
+        PBaSRTrainer(generator, ema_decay=None).merged_generator(source="ema")
+
+
+def test_usm_sharpens_only_the_general_branch_targets_by_default(rng):
+    from keras_pbasr.losses import pixel_loss
+    from keras_pbasr.trainer import usm_sharpen
+
+    trainer = tiny_trainer(ema_decay=None)
+    assert trainer.loss_settings["usm"] == {"general": True, "blur": False}
+    batch = make_batches(1)[0]
+    parts = trainer.split_batch(batch)
+    _, logs, srs = trainer.generator_losses(parts)
+    to_np = keras.ops.convert_to_numpy
+    for branch, sharpened in (("general", True), ("blur", False)):
+        hr = parts[branch][1]
+        target = usm_sharpen(hr) if sharpened else hr
+        expected = float(to_np(pixel_loss(srs[branch], target, "l1")))
+        other = float(to_np(pixel_loss(srs[branch], usm_sharpen(hr) if not sharpened else hr,
+                                       "l1")))
+        assert float(to_np(logs[f"{branch}_pixel"])) == pytest.approx(expected, rel=1e-5)
+        assert abs(expected - other) > 1e-3  # USM really changes these targets
+    both = tiny_trainer(ema_decay=None, usm_blur=True, usm_general=False)
+    assert both.loss_settings["usm"] == {"general": False, "blur": True}
 
 
 def test_bad_batch_is_rejected_with_a_clear_error():

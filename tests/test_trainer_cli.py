@@ -17,7 +17,8 @@ def test_config_is_merged_over_defaults_and_checked(tmp_path):
                                 "checkpoint_every": 5}))
     config = load_config(path)
     assert config["loss"]["gan_weight"] == 0.2 and config["loss"]["pixel_weight"] == 1.0
-    assert config["cfm"] == {"interval": 20, "lambda0": 0.99, "cosine": "global", "halve": False}
+    assert config["cfm"] == {"interval": 20, "lambda0": 0.99, "cosine": "global",
+                             "form": "printed"}
     path.write_text(json.dumps({"output_dir": "out", "loss": {"gan_wieght": 0.2}}))
     with pytest.raises(ValueError, match=r"c.json: unknown keys in loss: \['gan_wieght'\]"):
         load_config(path)

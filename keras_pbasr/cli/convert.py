@@ -17,7 +17,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "with torch.load(weights_only=True): no pickled code runs. PBaSR ParallelNet files "
         "give the deployed model 0.5*general + 0.5*defocus branch.",
     )
-    p.add_argument("checkpoint", help="the .pth / .pt file")
+    p.add_argument("checkpoint", help="the .pth / .pt file, or an ncnn MODEL.param (its weights "
+                   "are MODEL.bin beside it, or --bin)")
     p.add_argument("output_dir", help="the preset directory to write")
     p.add_argument("--arch", default=None,
                    help="architecture name, e.g. rrdbnet, rrdbnet_esrgan, srvgg (default: inferred "
@@ -35,6 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "(VALUE is parsed as JSON when it can be); repeatable")
     p.add_argument("--overwrite", action="store_true",
                    help="write into OUTPUT_DIR even if it is not empty")
+    p.add_argument("--bin", dest="bin_path", default=None, metavar="FILE",
+                   help="ncnn only: the .bin weights (default: the .param file's name with .bin)")
     p.set_defaults(func=run)
 
 
@@ -55,6 +58,11 @@ def run(args: argparse.Namespace) -> int:
     from keras_pbasr.convert import CheckpointError, ConversionError, convert_checkpoint
     from keras_pbasr.presets.preset_io import read_metadata
 
+    if args.checkpoint.endswith(".param"):
+        return run_ncnn(args)
+    if args.bin_path:
+        print("pbasr convert: error: --bin is for ncnn .param files only", file=sys.stderr)
+        return 2
     try:
         output = convert_checkpoint(
             args.checkpoint,
@@ -80,4 +88,34 @@ def run(args: argparse.Namespace) -> int:
                *(m["key"] for m in conversion.get("mismatched", []))]
     if skipped:
         print(f"non-strict: skipped {len(skipped)} tensors: {', '.join(skipped)}")
+    return 0
+
+
+def run_ncnn(args: argparse.Namespace) -> int:
+    """MODEL.param + MODEL.bin -> a preset directory (the architecture is read from the graph)."""
+    from keras_pbasr.convert import ConversionError
+    from keras_pbasr.presets import convert_ncnn
+    from keras_pbasr.presets.preset_io import read_metadata
+
+    unsupported = [flag for flag, value in (("--arch", args.arch), ("--key", args.key),
+                                            ("--non-strict", args.non_strict),
+                                            ("--save-branches", args.save_branches),
+                                            ("--set", args.overrides)) if value]
+    if unsupported:
+        print(f"pbasr convert: error: {', '.join(unsupported)} do not apply to ncnn files (the "
+              "architecture and its options are read from the graph)", file=sys.stderr)
+        return 2
+    try:
+        output = convert_ncnn(args.checkpoint, args.output_dir, bin_path=args.bin_path,
+                              overwrite=args.overwrite)
+    except (ConversionError, FileExistsError, FileNotFoundError, ValueError) as exc:
+        print(f"pbasr convert: error: {exc}", file=sys.stderr)
+        return 1
+    meta = read_metadata(output)
+    print(
+        f"wrote {output}: {meta.get('class_name')} ({meta.get('ncnn_graph')}), "
+        f"{meta.get('parameter_count'):,} parameters, {meta['conversion']['assigned']} tensors "
+        f"from {' + '.join(s['file'] for s in meta['source_files'])} "
+        f"({'/'.join(meta['ncnn_weight_storage'])} storage)"
+    )
     return 0

@@ -35,12 +35,14 @@ DEFAULTS = {
         "pixel_criterion": "l1",
         "gan_type": "vanilla",
         "blur_gan_type": "hinge",
-        "usm_targets": True,
+        "usm_general": True,
+        "usm_blur": False,
         "d_warmup_steps": 0,
     },
     "optimizer": {"learning_rate": 1e-4, "beta_1": 0.9, "beta_2": 0.99, "epsilon": 1e-8},
     "ema_decay": 0.999,
-    "cfm": {"interval": 20, "lambda0": 0.99, "cosine": "global", "halve": False},
+    "cfm": {"interval": 20, "lambda0": 0.99, "cosine": "global", "form": "printed"},
+    "merge_source": "raw",
     "steps": 1000,
     "checkpoint_every": 100,
 }
@@ -194,7 +196,7 @@ def train(config: dict) -> Path:
         callbacks=callbacks,
         verbose=2,
     )
-    merged = trainer.merged_generator()
+    merged = trainer.merged_generator(source=config["merge_source"])
     preset = output / "merged_preset"
     save_to_preset(
         merged,

@@ -6,8 +6,9 @@ One training iteration (every backend, see train_step_<backend>.py):
 1. The batch is split statically: the first B - n_blur samples are general, the last
    n_blur = round(B * blur_ratio) are blur samples (the layout of keras_pbasr.data).
 2. Generator step, discriminators frozen: each branch G_b computes SR = G_b(LR) on its half;
-   loss = pixel + perceptual (against the USM-sharpened HR when `usm_targets`) + GAN term of
-   D_b(SR) (D_B conditioned on the HR blur map), plus the backbone's own losses when it has
+   loss = pixel + perceptual (against the USM-sharpened HR where that branch's `usm_<branch>`
+   is on: by default the general branch only) + GAN term of D_b(SR) (D_B conditioned on the
+   HR blur map), plus the backbone's own losses when it has
    the `training_outputs` hook (below). Each branch is updated by its own optimizer.
    During the first `d_warmup_steps` steps the generators are not updated.
 3. Discriminator step: each D_b sees the real HR and the SR computed in step 2 (detached),
@@ -29,6 +30,7 @@ Backbone hooks (optional, so the trainer stays backbone-agnostic):
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import types
 from collections.abc import Sequence
@@ -49,6 +51,19 @@ from keras_pbasr.trainer.multi_optimizer import MultiOptimizer
 from keras_pbasr.trainer.usm import usm_sharpen
 
 BRANCHES = ("general", "blur")
+MERGE_SOURCES = ("raw", "ema")
+# keras.Model's own constructor arguments that the trainer passes on.
+MODEL_KWARGS = ("name", "dtype", "trainable")
+
+
+def refuse_unknown_kwargs(where: str, given: dict, valid: Sequence[str]) -> None:
+    """Raise TypeError naming the unknown keyword arguments and listing the valid ones."""
+    unknown = sorted(set(given) - set(valid))
+    if unknown:
+        raise TypeError(
+            f"{where} got unknown keyword argument(s) {', '.join(unknown)}; valid: "
+            f"{', '.join(valid)}"
+        )
 
 
 def blur_count(batch_size, blur_ratio: float):
@@ -80,6 +95,15 @@ def _clone_model(model: keras.Model, name: str, copy_weights: bool = True) -> ke
 def _as_input_tuples(batches):
     for batch in batches:
         yield batch if isinstance(batch, tuple) else (batch,)
+
+
+def _parameter_names(function) -> list[str]:
+    """The named parameters of a function (without self and **kwargs)."""
+    return [
+        name
+        for name, parameter in inspect.signature(function).parameters.items()
+        if name != "self" and parameter.kind is not inspect.Parameter.VAR_KEYWORD
+    ]
 
 
 def _backend_train_step():
@@ -127,6 +151,9 @@ class PBaSRTrainer(keras.Model):
         generator_prior: keras.Model | None = None,
         **kwargs,
     ):
+        refuse_unknown_kwargs(
+            "PBaSRTrainer()", kwargs, [*_parameter_names(PBaSRTrainer.__init__), *MODEL_KWARGS]
+        )
         super().__init__(**kwargs)
         if not 0.0 <= blur_ratio <= 1.0:
             raise ValueError(f"blur_ratio must be in [0, 1], got {blur_ratio}")
@@ -215,12 +242,22 @@ class PBaSRTrainer(keras.Model):
     def call(self, lr, training=False):
         return {b: self.generator(b)(lr, training=training) for b in self.branches}
 
-    def merged_generator(self, use_ema: bool | None = None) -> keras.Model:
+    def merged_generator(self, source: str = "raw") -> keras.Model:
         """A plain backbone (same class and config as the base generator) with
-        W = (W_G + W_B) / 2 over all weights, taken from the EMA copies when EMA is on."""
-        use_ema = self.ema_decay is not None if use_ema is None else use_ema
-        if use_ema and self.ema_decay is None:
-            raise ValueError("use_ema=True but this trainer has no EMA (ema_decay=None)")
+        W = (W_G + W_B) / 2 over all weights.
+
+        source "raw" (default): the trained generators, as the official code deploys (its
+        ParallelNet averages `params`); "ema": their EMA copies (needs ema_decay). With decay
+        0.999 the EMA of a short fine-tune is still close to the start weights.
+
+        Example:
+        >>> # save_to_preset(trainer.merged_generator(), "runs/x/merged_preset")
+        """
+        if source not in MERGE_SOURCES:
+            raise ValueError(f"source must be one of {MERGE_SOURCES}, got {source!r}")
+        if source == "ema" and self.ema_decay is None:
+            raise ValueError("source='ema' but this trainer has no EMA (ema_decay=None)")
+        use_ema = source == "ema"
         sources = [self.ema_generator(b) if use_ema else self.generator(b) for b in self.branches]
         merged = self._base_generator_class.from_config(dict(self._base_generator_config))
         if len(sources) == 1:
@@ -243,11 +280,13 @@ class PBaSRTrainer(keras.Model):
         gan_type: str = "vanilla",
         blur_gan_type: str | None = "hinge",
         perceptual_loss=None,
-        usm_targets: bool = True,
+        usm_general: bool = True,
+        usm_blur: bool = False,
         d_warmup_steps: int = 0,
         extra_loss_weight: float = 1.0,
         jit_compile="auto",
         run_eagerly: bool = False,
+        **kwargs,
     ):
         """Configure optimizers and losses.
 
@@ -257,11 +296,23 @@ class PBaSRTrainer(keras.Model):
         gan_type: general branch (Real-ESRGAN: "vanilla"); blur_gan_type: blur branch (paper
         Eq. 1: "hinge"; None: same as gan_type). perceptual_weight 0 builds no perceptual loss;
         otherwise `perceptual_loss` or PerceptualLoss.default() (which needs fetched VGG weights).
-        usm_targets: pixel and perceptual targets are the USM-sharpened HR (the D's real input
-        never is). d_warmup_steps: steps at the start during which only the discriminators learn.
+        usm_general / usm_blur: that branch's pixel and perceptual targets are the USM-sharpened
+        HR (the D's real input never is). Real-ESRGAN sharpens every target; here the blur
+        branch's are left alone by default, because USM sharpens the very blur that branch must
+        keep: on the six CUHK blur photos (shared/data/cuhk_blur) USM changes 10-76 % of the
+        blurred-region pixels by more than 1/255, by 0.6-7.2 / 255 on average
+        (benchmarks/usm_on_blur.py).
+        d_warmup_steps: steps at the start during which only the discriminators learn.
         extra_loss_weight: multiplies the losses of the backbone's `training_outputs` hook
         (FeMaSR: codebook and Gram feature matching; its recipe weighs them 1.0).
+        Unknown keyword arguments (e.g. the former `usm_targets`) are refused with the list of
+        valid ones.
+
+        Example:
+        >>> # trainer.compile(perceptual_weight=0.0, usm_general=True, usm_blur=False)
         """
+        refuse_unknown_kwargs("PBaSRTrainer.compile()", kwargs,
+                              _parameter_names(PBaSRTrainer.compile))
         optimizers = {}
         for kind, given in (("g", g_optimizer), ("d", d_optimizer)):
             for branch in self.branches:
@@ -283,7 +334,7 @@ class PBaSRTrainer(keras.Model):
             "gan_weight": float(gan_weight),
             "pixel_criterion": pixel_criterion,
             "gan_type": {"general": gan_type, "blur": blur_gan_type or gan_type},
-            "usm_targets": bool(usm_targets),
+            "usm": {"general": bool(usm_general), "blur": bool(usm_blur)},
             "d_warmup_steps": int(d_warmup_steps),
             "extra_loss_weight": float(extra_loss_weight),
         }
@@ -345,7 +396,7 @@ class PBaSRTrainer(keras.Model):
         total, logs, srs = 0.0, {}, {}
         for branch, (lr, hr, mask) in parts.items():
             sr, extra_losses = self.generator_forward(branch, lr, hr)
-            target = usm_sharpen(hr) if settings["usm_targets"] else hr
+            target = usm_sharpen(hr) if settings["usm"][branch] else hr
             pixel = settings["pixel_weight"] * pixel_loss(sr, target, settings["pixel_criterion"])
             loss = pixel
             logs[f"{branch}_pixel"] = pixel
