@@ -18,7 +18,7 @@ from keras_pbasr.blurmap.sharpness import (
 )
 from keras_pbasr.cli import main
 
-pytestmark = pytest.mark.backend_agnostic
+# backend_agnostic: every test but the Keras detector's (marked one by one below).
 
 
 def _texture(rng, h=160, w=200):
@@ -32,12 +32,14 @@ def _blur_inside(image, blurred_region, sigma):
     return np.where(blurred_region[..., None], blurred, image)
 
 
+@pytest.mark.backend_agnostic
 def test_box_mean_matches_uniform_filter(rng):
     x = rng.random((23, 31))
     np.testing.assert_allclose(box_mean(x, 3), ndimage.uniform_filter(x, 7, mode="nearest"),
                                atol=1e-12)
 
 
+@pytest.mark.backend_agnostic
 def test_lbp_codes_flat_and_isolated_dark_pixel():
     flat = np.full((9, 9), 0.5)
     assert (lbp_riu2_codes(flat) == 0).all()
@@ -46,11 +48,13 @@ def test_lbp_codes_flat_and_isolated_dark_pixel():
     assert lbp_riu2_codes(dark_centre)[4, 4] == 8
 
 
+@pytest.mark.backend_agnostic
 def test_otsu_splits_two_modes(rng):
     values = np.concatenate([rng.normal(0.2, 0.02, 500), rng.normal(0.7, 0.02, 500)])
     assert 0.25 < otsu_threshold(values) < 0.65
 
 
+@pytest.mark.backend_agnostic
 def test_guided_filter_keeps_constant_and_follows_edges():
     guide = np.zeros((40, 40))
     guide[:, 20:] = 1.0
@@ -60,6 +64,7 @@ def test_guided_filter_keeps_constant_and_follows_edges():
     assert step[:, :18].max() < 0.05 and step[:, 22:].min() > 0.95
 
 
+@pytest.mark.backend_agnostic
 def test_scores_by_hand():
     true = np.array([[True, True, False, False]])
     pred = np.array([[True, False, False, False]])
@@ -71,6 +76,7 @@ def test_scores_by_hand():
     assert [blurmap.area_class(f) for f in (0.2, 0.5, 0.8)] == ["small", "medium", "large"]
 
 
+@pytest.mark.backend_agnostic
 @pytest.mark.parametrize("sigma", [2.0, 4.0])
 def test_synthetic_blur_region_found(rng, sigma):
     image = _texture(rng)
@@ -84,11 +90,13 @@ def test_synthetic_blur_region_found(rng, sigma):
     assert abs(result.blurred_fraction - region.mean()) < 0.1
 
 
+@pytest.mark.backend_agnostic
 def test_sharp_everywhere_is_not_split(rng):
     result = blurmap.estimate(_texture(rng))
     assert result.blurred_fraction < 0.05
 
 
+@pytest.mark.backend_agnostic
 def test_large_image_uses_working_size(rng):
     image = _texture(rng, 300, 420)
     region = np.zeros((300, 420), bool)
@@ -98,6 +106,7 @@ def test_large_image_uses_working_size(rng):
     assert (result.mask[:, :180] == 0).mean() > 0.9 and (result.mask[:, 230:] == 255).mean() > 0.9
 
 
+@pytest.mark.backend_agnostic
 def test_inputs_of_every_kind(tmp_path, rng):
     rgb8 = (_texture(rng, 40, 48) * 255).astype(np.uint8)
     path = tmp_path / "a.png"
@@ -130,6 +139,7 @@ def test_learned_detector_interface(tmp_path, rng):
         blurmap.KerasBlurDetector(tmp_path / "missing.keras")
 
 
+@pytest.mark.backend_agnostic
 def test_cli_writes_masks_and_stats(tmp_path, rng):
     src = tmp_path / "in"
     src.mkdir()
@@ -153,6 +163,7 @@ def test_cli_writes_masks_and_stats(tmp_path, rng):
         main(["blurmap", str(tmp_path / "empty"), str(out)])
 
 
+@pytest.mark.backend_agnostic
 def test_cuhk_blur_quality(shared_data):
     ious = []
     for image in sorted((shared_data / "cuhk_blur" / "image").iterdir()):

@@ -112,9 +112,7 @@ def test_hq_stage_matches_torch_reference(rng):
     np.testing.assert_allclose(_predict(model, hr), expected, atol=1e-4, rtol=0)
 
 
-# The codes run the same layers as the parity-tested forward; checked once (eager op-by-op
-# calls cost JAX a compilation each).
-@pytest.mark.backend_agnostic
+# Keras ops: checked on every backend (not backend_agnostic).
 def test_hq_code_indices_match_torch_reference(rng):
     module = _randomized_reference(lq=False, seed=1)
     model, _ = get_converter("femasr_hq").convert(state_dict_to_numpy(module.state_dict()))
@@ -222,9 +220,7 @@ def test_pbasr_frozen_module_groups():
         FeMaSR(**TINY_LQ, frozen_modules=("codebook",))
 
 
-# Runs once: eager calls cost JAX a compilation per op; the trainer tests run these losses
-# inside a compiled train step on every backend.
-@pytest.mark.backend_agnostic
+# Keras ops: checked on every backend (not backend_agnostic).
 def test_training_losses_against_the_hq_prior(rng):
     lq = FeMaSR(**TINY_LQ)
     prior = FeMaSRHQ(**TINY_HQ)
@@ -249,14 +245,12 @@ def test_training_losses_against_the_hq_prior(rng):
     assert set(plain) == {"codebook"} and float(keras.ops.convert_to_numpy(plain["codebook"])) > 0
 
 
-@pytest.mark.backend_agnostic
 def test_swin_index_and_mask_match_reference():
     np.testing.assert_array_equal(relative_position_index(4), _bias_index(4).numpy())
     mask = keras.ops.convert_to_numpy(swin_attention_mask(8, 12, 4, 2))
     np.testing.assert_array_equal(mask, swin_mask(8, 12, 4, 2).numpy())
 
 
-@pytest.mark.backend_agnostic
 @pytest.mark.parametrize("length, padded", [(13, 16), (16, 32), (3, 11)])
 def test_symmetric_indices_match_numpy_symmetric(length, padded):
     expected = np.arange(length)

@@ -8,6 +8,7 @@ import functools
 import keras
 import numpy as np
 import pytest
+from torch_reference import iqa
 
 from keras_pbasr import metrics
 from keras_pbasr.metrics import functional, regions, resize
@@ -56,12 +57,24 @@ PIXEL_WINDOW_METRICS = {
 }
 
 
+# Independent numpy references (tests/torch_reference/iqa.py) of the unmasked metrics.
+UNMASKED_REFERENCES = {"psnr": lambda d, r: iqa.psnr(iqa.luma(d), iqa.luma(r)),
+                       "ssim": iqa.ssim, "gmsd": iqa.gmsd}
+
+
 @pytest.mark.parametrize("name", list(PIXEL_WINDOW_METRICS))
-def test_all_ones_weight_is_exactly_unmasked(name):
+def test_uniform_weight_gives_the_unmasked_metric(name):
+    """weight=None becomes ones inside the metrics, so ones vs None would compare one code path
+    with itself: a uniform 0.3 goes through the weighting (normalisation, GMSD's sum(w) - 1)
+    and must still give the unmasked value, which matches an independent reference."""
     sr, hr, _ = pair_for(name)
     fn = PIXEL_WINDOW_METRICS[name]
-    ones = np.ones(sr.shape[:3] + (1,), np.float32)
-    np.testing.assert_array_equal(_np(fn(sr, hr, ones)), _np(fn(sr, hr)))
+    uniform = np.full(sr.shape[:3] + (1,), 0.3, np.float32)
+    unmasked = _np(fn(sr, hr))
+    np.testing.assert_allclose(_np(fn(sr, hr, uniform)), unmasked, rtol=1e-6, atol=0)
+    if name in UNMASKED_REFERENCES:
+        tol = 2e-5 if name == "psnr" else 1e-6  # as in tests/test_metrics_parity.py
+        np.testing.assert_allclose(unmasked, UNMASKED_REFERENCES[name](sr, hr), rtol=0, atol=tol)
 
 
 @pytest.mark.parametrize("name", list(PIXEL_WINDOW_METRICS))
@@ -103,7 +116,8 @@ def _check_deep_metric_invariants(fn):
     sr, hr, mask = make_pair(SMALL)
     ones = np.ones(sr.shape[:3] + (1,), np.float32)
     w = regions.region_weight(mask, "sharp")
-    np.testing.assert_array_equal(_np(fn(sr, hr, ones)), _np(fn(sr, hr)))
+    # A uniform weight other than 1 (None becomes ones: ones vs None would test nothing).
+    np.testing.assert_allclose(_np(fn(sr, hr, 0.3 * ones)), _np(fn(sr, hr)), rtol=1e-6)
     np.testing.assert_allclose(_np(fn(sr, hr, 3.7 * w)), _np(fn(sr, hr, w)), rtol=1e-5)
     assert np.all(np.isnan(_np(fn(sr, hr, np.zeros_like(ones)))))
 
@@ -202,7 +216,6 @@ def test_luma_reproduces_float32_matmul():
     np.testing.assert_array_equal(got, (rgb @ w).astype(np.float64))
 
 
-@pytest.mark.backend_agnostic
 def test_pad2d_matches_numpy_modes():
     x = np.arange(20.0).reshape(1, 4, 5, 1)
     for mode in ("reflect", "symmetric", "edge"):

@@ -163,9 +163,7 @@ def test_upstream_configuration_builds_and_counts_like_torch():
     assert model.count_params() == sum(p.numel() for p in module.parameters())
 
 
-# The index/mask/reflect helpers run inside every parity test on every backend; checked
-# directly once (eager JAX would compile each small op separately).
-@pytest.mark.backend_agnostic
+# The index/mask/reflect helpers are Keras ops: checked directly on every backend.
 @pytest.mark.parametrize("window_size, height, width", [(8, 16, 24), (22, 44, 66), (24, 48, 24)])
 def test_index_and_mask_match_reference(window_size, height, width):
     np.testing.assert_array_equal(
@@ -176,7 +174,6 @@ def test_index_and_mask_match_reference(window_size, height, width):
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(mask), expected)
 
 
-@pytest.mark.backend_agnostic
 @pytest.mark.parametrize("length, padded", [(7, 8), (29, 32), (12, 22)])
 def test_reflect_indices_match_numpy_reflect(length, padded):
     expected = np.pad(np.arange(length), (0, padded - length), mode="reflect")
@@ -184,14 +181,12 @@ def test_reflect_indices_match_numpy_reflect(length, padded):
     np.testing.assert_array_equal(got, expected)
 
 
-@pytest.mark.backend_agnostic
 def test_reflect_indices_bounce_beyond_one_reflection():
     bounced = keras.ops.convert_to_numpy(reflect_indices(3, 9))
     np.testing.assert_array_equal(bounced, [0, 1, 2, 1, 0, 1, 2, 1, 0])
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(reflect_indices(1, 4)), [0] * 4)
 
 
-@pytest.mark.backend_agnostic
 def test_stochastic_depth_drops_residual_branches_only_in_training(rng):
     block = PSABlock(24, 3, 8, shift_size=4, drop_path_rate=0.999, seed=3)
     x = rng.standard_normal((4, 8, 16, 24)).astype(np.float32)
