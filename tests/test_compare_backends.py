@@ -27,10 +27,14 @@ def test_compare_two_backends_json(tmp_path, capsys):
         assert set(r["throughput_mpix_s"]) >= {"eager"}
         assert r["peak_rss_mb"] > 0
         assert r["agreement"]["reference_backend"] == "jax"
-        assert r["agreement"]["output_max_abs"] <= 1e-4
         assert r["train"]["steps"] == 2 and r["train"]["step_ms_median"] > 0
-        assert r["agreement"]["train_weights_max_abs"] <= 1e-4
-    assert report["backends"]["jax"]["agreement"]["output_max_abs"] == 0.0
+    # torch against the reference backend (jax): outputs and SGD-trained weights agree far
+    # below how much training moved the weights (SGD: magnitudes, not only signs, agree).
+    agreement = report["backends"]["torch"]["agreement"]
+    moved = report["backends"]["jax"]["train"]["weights_moved_max_abs"]
+    assert moved > 1e-3
+    assert agreement["train_weights_max_abs"] <= 1e-3 * moved
+    assert 0.0 < agreement["output_max_abs"] <= 1e-5  # two backends' kernels: not bit-equal
     assert report["input_shape"] == [1, 8, 12, 3]
     assert (out / "report.md").read_text().count("| ok |") == 2
     assert (out / "latency.png").stat().st_size > 1000

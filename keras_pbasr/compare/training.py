@@ -10,6 +10,10 @@ import numpy as np
 
 # Discriminator width for the comparison: narrower than the recipe's 64 to keep CPU runs short.
 DISCRIMINATOR_FEAT = 32
+# The comparison trains with SGD: each weight then moves by lr * gradient, so the backends'
+# agreement measures gradient magnitudes. Adam's first steps move every weight by about its
+# learning rate whatever the gradient, and would only compare gradient signs.
+COMPARISON_LEARNING_RATE = 0.05
 
 
 def write_training_inputs(generator, lr_size: tuple[int, int], work: Path, seed: int) -> dict:
@@ -65,17 +69,26 @@ def train_for_comparison(generator, spec: dict, out_dir: Path) -> dict:
         discriminator_blur=load_preset_dir(spec["d_blur"]),
         ema_decay=0.999,
     )
-    trainer.compile(perceptual_weight=0.0)
+    trainer.compile(
+        g_optimizer=keras.optimizers.SGD(COMPARISON_LEARNING_RATE),
+        d_optimizer=keras.optimizers.SGD(COMPARISON_LEARNING_RATE),
+        perceptual_weight=0.0,
+    )
+    initial = trainer.get_weights()
     times = []
     for _ in range(spec["train_steps"]):
         t0 = time.perf_counter()
         logs = trainer.train_on_batch(batch, return_dict=True)
         times.append(time.perf_counter() - t0)
-    np.savez(out_dir / "trained.npz",
-             **{f"w{i:04d}": w for i, w in enumerate(trainer.get_weights())})
+    trained = trainer.get_weights()
+    np.savez(out_dir / "trained.npz", **{f"w{i:04d}": w for i, w in enumerate(trained)})
     steady = times[1:] or times
     return {
         "steps": len(times),
+        # How far training moved the weights: the scale for the backends' agreement.
+        "weights_moved_max_abs": float(
+            max(np.max(np.abs(a - b)) for a, b in zip(trained, initial))
+        ),
         "first_step_ms": times[0] * 1e3,
         "step_ms_median": statistics.median(steady) * 1e3,
         "final_logs": {k: float(keras.ops.convert_to_numpy(v)) for k, v in logs.items()},
