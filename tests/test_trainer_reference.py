@@ -219,3 +219,18 @@ def test_ema_update_is_decay_weighted_average_of_the_new_weights(runs):
         for before, new, after in zip(ema_before, updated, ema_after):
             expected = EMA_DECAY * before + (1 - EMA_DECAY) * new
             np.testing.assert_allclose(after, expected, rtol=0, atol=1e-7)
+
+
+def test_train_on_batch_with_a_dict_batch():
+    """train_on_batch(x) hands the step (x, None, None); TensorFlow's step once failed on the
+    None targets (compare-backends --train-steps on tensorflow)."""
+    nets = torch_networks()
+    trainer = PBaSRTrainer(
+        to_keras(nets["g_general"]), discriminator_general=to_keras(nets["d_general"]),
+        blur_ratio=0.0, ema_decay=None,
+    )
+    trainer.compile(g_optimizer=keras.optimizers.SGD(G_LR), perceptual_weight=0.0,
+                    jit_compile=False if keras.backend.backend() == "tensorflow" else "auto")
+    logs = trainer.train_on_batch({k: v[:2] for k, v in make_batch(5).items()},
+                                  return_dict=True)
+    assert np.isfinite(float(logs["general_pixel"]))

@@ -58,7 +58,8 @@ def train_step(trainer, data):
     # Batches from a Python generator reach the graph as tensors that share memory with the
     # user's numpy arrays, and TF kernels may write their outputs into an input buffer they
     # think they own: without a copy, fit() overwrote batches that a generator yields again.
-    data = tf.nest.map_structure(lambda x: tf.raw_ops.DeepCopy(x=x), data)
+    # train_on_batch(x) passes (x, None, None): the absent targets stay None.
+    data = tf.nest.map_structure(lambda x: x if x is None else tf.raw_ops.DeepCopy(x=x), data)
     parts = trainer.split_batch(data)
     composite = trainer.optimizer
     # Per-replica losses are summed by the optimizers' all-reduce: scale for a mean.
