@@ -155,6 +155,17 @@ def runs():
             "logs": {k: v[-1] for k, v in history.history.items()},
             "cfm": (cfm.fusion_steps, cfm.last_lambda, reference.last_fusion),
         }
+        if step == 2:
+            for source, (general, blur) in (
+                ("raw", (reference.nets["g_general"], reference.nets["g_blur"])),
+                ("ema", (reference.ema["general"], reference.ema["blur"])),
+            ):
+                averaged = copy.deepcopy(general)
+                with torch.no_grad():
+                    for p_avg, p_blur in zip(averaged.parameters(), blur.parameters()):
+                        p_avg.copy_((p_avg + p_blur) / 2)
+                merged = trainer.merged_generator(source=source)
+                results[f"merged_{source}"] = differences(merged, averaged, state_numpy(general))
         if step == 1:
             for branch in ("general", "blur"):
                 results["ema_check"][branch] = (
@@ -172,6 +183,13 @@ def test_training_iteration_matches_torch_reference(runs, step):
     for name, (error, size) in diffs.items():
         assert error <= TOLERANCE, errors
         assert size >= SIGNAL_FACTOR * TOLERANCE, (name, errors)
+
+
+@pytest.mark.parametrize("source", ["raw", "ema"])
+def test_merged_generator_is_the_average_of_the_reference_branches(runs, source):
+    error, distance = runs[f"merged_{source}"]
+    assert error <= TOLERANCE
+    assert distance > 0.01  # the average is far from the general branch alone
 
 
 def test_losses_match_torch_reference(runs):
