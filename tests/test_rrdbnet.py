@@ -105,7 +105,9 @@ def test_esrgan_key_names_convert_from_a_bare_state_dict(tmp_path, rng):
 
 
 @pytest.mark.backend_agnostic  # torch only: checks the parity tests' inputs, not Keras
-@pytest.mark.parametrize("scale", [4, 2, 1])
+# x2 / x1 share the body with x4 (36 torch forwards each): slow suite.
+@pytest.mark.parametrize("scale", [4, pytest.param(2, marks=pytest.mark.slow),
+                                   pytest.param(1, marks=pytest.mark.slow)])
 def test_every_conv_moves_the_output(rng, scale):
     """The parity inputs can see a wrong conv anywhere: flipping any one kernel (as a
     converter that forgets a transpose would) moves the torch output by >> PARITY_ATOL."""
