@@ -129,11 +129,11 @@ def _reexport_main(argv: list[str] | None = None) -> int:
     import json
     import zipfile
 
-    from keras_pbasr.presets.preset_io import import_class_module
+    from keras_pbasr.presets.preset_io import registered_preset_class
 
     with zipfile.ZipFile(args.keras_file) as archive:
         config = json.loads(archive.read("config.json"))
-    import_class_module(config, args.keras_file)  # registers the class the file names
+    registered_preset_class(config, args.keras_file)  # only keras_pbasr models are loaded
     model = keras.saving.load_model(args.keras_file, compile=False)
     _export_here(model, Path(args.output), args.format)
     return 0

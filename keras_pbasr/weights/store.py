@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_pbasr.presets.preset_io import file_sha256
+from keras_pbasr.utils.file_hash import file_sha256
 
 WEIGHTS_DIR_ENV = "PBASR_WEIGHTS_DIR"
 
