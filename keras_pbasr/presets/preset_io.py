@@ -44,7 +44,8 @@ def save_to_preset(
     preset_dir = Path(preset_dir)
     if preset_dir.exists() and any(preset_dir.iterdir()) and not overwrite:
         raise FileExistsError(
-            f"{preset_dir} exists and is not empty; pass overwrite=True to replace its preset"
+            f"{preset_dir} exists and is not empty; pass --overwrite (overwrite=True) to "
+            "replace its preset"
         )
     preset_dir.mkdir(parents=True, exist_ok=True)
     if not model.built:
