@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     argv, flags = split_global_flags(list(sys.argv[1:] if argv is None else argv))
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.debug, args.verbose = "--debug" in flags, "--verbose" in flags
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
@@ -84,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         print("pbasr: interrupted", file=sys.stderr)
         return 130
     except EXPECTED_ERRORS as error:
-        if "--debug" in flags:
+        if args.debug:
             traceback.print_exc()
         print(f"pbasr: error: {error_message(error)}", file=sys.stderr)
         return 1

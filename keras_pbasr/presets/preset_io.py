@@ -98,9 +98,11 @@ def registered_preset_class(config: object, source: str | Path) -> type:
     name = config.get("registered_name") if isinstance(config, dict) else None
     cls = PRESET_CLASSES.get(name) if isinstance(name, str) else None
     if cls is None or config.get("class_name") not in (None, cls.__name__):
+        module = config.get("module") if isinstance(config, dict) else None
         raise PresetError(
-            f"{source} names class {name!r}, which is not a keras_pbasr model; presets may "
-            f"only hold {', '.join(sorted(PRESET_CLASSES))}"
+            f"{source} names class {name!r} (module {module!r}), which is not a keras_pbasr "
+            f"model; nothing was imported. Presets may only hold "
+            f"{', '.join(sorted(PRESET_CLASSES))}"
         )
     return cls
 

@@ -44,7 +44,8 @@ def refuse_same_file(output: str | os.PathLike, inputs: Iterable[str | os.PathLi
         source = Path(source)
         if source.exists() and os.path.samefile(output, source):
             raise SameFileError(
-                f"{output}: output is the same file as the input {source}; choose another output"
+                f"{output}: output is the same file as the input {source} (refusing to write "
+                "over the input); choose another output"
             )
 
 
