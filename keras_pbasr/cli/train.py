@@ -177,7 +177,9 @@ def train(config: dict) -> Path:
     callbacks = [
         StopOnNonFiniteLoss(str(backup)),
         # Kept after the run: re-running the command then resumes (or finds nothing left to do).
-        keras.callbacks.BackupAndRestore(str(backup), delete_checkpoint=False),
+        # double_checkpoint: a checkpoint cut short by a crash falls back to the previous one.
+        keras.callbacks.BackupAndRestore(str(backup), delete_checkpoint=False,
+                                         double_checkpoint=True),
     ]
     if config["cfm"] and len(trainer.branches) == 2:
         callbacks.append(CrossFusion(**config["cfm"]))
