@@ -36,8 +36,9 @@ SUBCOMMAND_MODULES = [
 
 
 # Failures a user can cause and fix: bad or missing files and values, refused overwrites,
-# unreadable checkpoints and presets (all ValueError subclasses), missing weights, no memory.
-EXPECTED_ERRORS = (ValueError, OSError, MemoryError)
+# unreadable checkpoints and presets (all ValueError subclasses), missing weights, no memory,
+# a training whose loss became NaN (NonFiniteLossError, a FloatingPointError).
+EXPECTED_ERRORS = (ValueError, OSError, MemoryError, FloatingPointError)
 GLOBAL_FLAGS = ("--debug", "--verbose")
 
 
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
-        print("pbasr: interrupted", file=sys.stderr)
+        print("\npbasr: interrupted", file=sys.stderr)
         return 130
     except EXPECTED_ERRORS as error:
         if args.debug:
