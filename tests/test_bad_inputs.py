@@ -50,7 +50,8 @@ from keras_pbasr.utils.image_files import (
 from keras_pbasr.utils.native_logs import invoked_as_cli, is_native_log_line
 
 REPO = Path(__file__).resolve().parent.parent
-agnostic = pytest.mark.backend_agnostic
+# Error handling and file safety do not depend on the backend: run once, in the TF pass.
+pytestmark = pytest.mark.backend_agnostic
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -103,7 +104,6 @@ def bad_folder(folder: Path) -> Path:
 
 # ------------------------------------------------------------------ atomic writes, same file
 
-@agnostic
 def test_atomic_output_keeps_the_old_file_when_the_writer_fails(tmp_path):
     target = tmp_path / "report.json"
     target.write_text("old")
@@ -123,7 +123,6 @@ def test_atomic_output_keeps_the_old_file_when_the_writer_fails(tmp_path):
     assert os.listdir(tmp_path / "export") == ["new.pb"]
 
 
-@agnostic
 def test_output_folder_removes_the_folders_it_created_when_left_empty(tmp_path):
     with pytest.raises(ValueError), output_folder(tmp_path / "new" / "sub"):
         raise ValueError("every image failed")
@@ -133,7 +132,6 @@ def test_output_folder_removes_the_folders_it_created_when_left_empty(tmp_path):
         check_writable_folder(tmp_path / "file" / "out")
 
 
-@agnostic
 def test_hard_link_to_the_input_is_refused_and_the_input_kept(tmp_path, tiny_preset):
     source = good_png(tmp_path / "in.png")
     link = tmp_path / "link.png"
@@ -150,7 +148,6 @@ def test_hard_link_to_the_input_is_refused_and_the_input_kept(tmp_path, tiny_pre
     assert snapshot(tmp_path) == before
 
 
-@agnostic
 def test_sigint_during_a_large_png_write_leaves_the_old_file_or_none(tmp_path):
     """A subprocess writes a ~100 MB PNG; SIGINT arrives during the write."""
     script = (
@@ -181,7 +178,6 @@ def test_sigint_during_a_large_png_write_leaves_the_old_file_or_none(tmp_path):
 
 # ------------------------------------------------------------------ image reading, folder runs
 
-@agnostic
 def test_bomb_and_oversized_headers_raise_the_package_error_before_decoding(tmp_path,
                                                                              monkeypatch):
     with pytest.raises(ImageTooLargeError, match="bomb.png.*decompression bomb"):
@@ -197,7 +193,6 @@ def test_bomb_and_oversized_headers_raise_the_package_error_before_decoding(tmp_
         read_image_array(truncated_png(tmp_path / "truncated.png"), max_pixels=10**9)
 
 
-@agnostic
 def test_upscale_folder_skips_bad_files_processes_the_rest_and_exits_1(tmp_path, tiny_preset,
                                                                         capsys):
     inputs = bad_folder(tmp_path / "in")
@@ -210,7 +205,6 @@ def test_upscale_folder_skips_bad_files_processes_the_rest_and_exits_1(tmp_path,
     assert sorted(os.listdir(out)) == ["a_good.png", "d_tiny.png", "e_good.png"]
 
 
-@agnostic
 def test_blurmap_folder_skips_bad_files_and_writes_stats_for_the_rest(tmp_path, capsys):
     inputs = bad_folder(tmp_path / "in")
     out = tmp_path / "masks"
@@ -228,7 +222,6 @@ def test_blurmap_folder_skips_bad_files_and_writes_stats_for_the_rest(tmp_path, 
     assert "exists; pass --overwrite" in capsys.readouterr().err and snapshot(out) == before
 
 
-@agnostic
 def test_evaluate_skips_an_unreadable_image_and_exits_1(tmp_path, capsys):
     hr, sr = tmp_path / "hr", tmp_path / "sr"
     hr.mkdir()
@@ -245,7 +238,6 @@ def test_evaluate_skips_an_unreadable_image_and_exits_1(tmp_path, capsys):
     assert list(report["images"]) == ["a"] and report["skipped"][0][0] == "b"
 
 
-@agnostic
 def test_training_data_skips_print_one_line_per_file(capsys):
     from keras_pbasr.data.errors import DataErrorCounter
 
@@ -257,7 +249,6 @@ def test_training_data_skips_print_one_line_per_file(capsys):
 
 # ------------------------------------------------------------------ outputs checked first
 
-@agnostic
 @pytest.mark.parametrize("output, message", [
     ("out.xyz", "unknown image extension '.xyz'"),
     ("file/out.png", "is a file"),
@@ -273,7 +264,6 @@ def test_bad_outputs_fail_before_the_model_loads(tmp_path, capsys, output, messa
     assert snapshot(tmp_path) == before
 
 
-@agnostic
 def test_a_failed_folder_run_leaves_no_empty_output_folder(tmp_path, tiny_preset):
     inputs = tmp_path / "in"
     inputs.mkdir()
@@ -285,7 +275,6 @@ def test_a_failed_folder_run_leaves_no_empty_output_folder(tmp_path, tiny_preset
 
 # ------------------------------------------------------------------ upscale and metric inputs
 
-@agnostic
 def test_non_finite_and_out_of_range_float_inputs_raise_unless_clipped(tiny_preset):
     from keras_pbasr.inference import upscale
     from keras_pbasr.metrics.catalog import compute_metric
@@ -309,7 +298,6 @@ def test_non_finite_and_out_of_range_float_inputs_raise_unless_clipped(tiny_pres
 
 # ------------------------------------------------------------------ strict constructors
 
-@agnostic
 @pytest.mark.parametrize("cls", [RRDBNet, SRVGGNetCompact, SRFormer, FeMaSR, FeMaSRHQ,
                                  UNetDiscriminatorSN, ConditionalUNetDiscriminatorSN])
 def test_constructors_refuse_unknown_arguments_listing_the_valid_ones(cls):
@@ -345,7 +333,6 @@ def flip_stored_byte(path: Path, member_suffix: str) -> None:
     path.write_bytes(bytes(data))
 
 
-@agnostic
 @pytest.mark.parametrize("probe", ["set_typo", "crc", "non_finite", "text_file", "not_empty"])
 def test_convert_refuses_bad_checkpoints_and_arguments(tmp_path, capsys, probe):
     checkpoint = srvgg_checkpoint(tmp_path / "net.pth",
@@ -382,7 +369,6 @@ def test_convert_refuses_bad_checkpoints_and_arguments(tmp_path, capsys, probe):
 
 # ------------------------------------------------------------------ presets, weights cache
 
-@agnostic
 def test_a_preset_naming_a_foreign_module_is_refused_without_importing_it(tmp_path):
     model = SRVGGNetCompact(num_feat=4, num_conv=1)
     model(np.zeros((1, 8, 8, 3), np.float32))
@@ -396,7 +382,6 @@ def test_a_preset_naming_a_foreign_module_is_refused_without_importing_it(tmp_pa
     assert "keras_pbasr.cli.__main__" not in sys.modules
 
 
-@agnostic
 @pytest.mark.parametrize("damage", ["flipped_byte", "tampered_with_record"])
 def test_corrupt_weights_cache_entries_are_named_listed_and_fetched_again(
         tmp_path, monkeypatch, capsys, damage):
@@ -429,7 +414,6 @@ def test_corrupt_weights_cache_entries_are_named_listed_and_fetched_again(
 
 # ------------------------------------------------------------------ CLI errors and quiet output
 
-@agnostic
 def test_cli_errors_are_one_line_and_debug_shows_the_traceback(tmp_path, capsys):
     missing = str(tmp_path / "missing.png")
     assert cli_main(["upscale", missing, str(tmp_path / "o.png"), "--preset", "x"]) == 1
@@ -440,7 +424,6 @@ def test_cli_errors_are_one_line_and_debug_shows_the_traceback(tmp_path, capsys)
     assert "Traceback" in capsys.readouterr().err
 
 
-@agnostic
 def test_native_log_filter_recognises_tensorflow_records_only():
     assert is_native_log_line(b"I0000 00:00:1796544002.478193    5964 port.cc:153] oneDNN on")
     assert is_native_log_line(b"WARNING: All log messages before absl::InitializeLog() is "
@@ -452,7 +435,6 @@ def test_native_log_filter_recognises_tensorflow_records_only():
     assert not invoked_as_cli(["python", "-m", "pytest", "tests"])
 
 
-@agnostic
 def test_the_cli_is_quiet_under_tensorflow_unless_verbose():
     env = {**os.environ, "PYTHONPATH": str(REPO), "KERAS_BACKEND": "tensorflow"}
     env.pop("TF_CPP_MIN_LOG_LEVEL", None)

@@ -95,12 +95,11 @@ def run(args: argparse.Namespace) -> int:
                     write_image(out.with_name(f"{src.stem}_soft.png"), soft)
                 fraction = result.blurred_fraction
                 rows.append((src.name, f"{fraction:.4f}", area_class(fraction)))
-                print(f"\r[{i}/{len(files)}] {src.name}: {fraction:.1%} blurred", end="",
-                      file=sys.stderr)
+                print(f"[{i}/{len(files)}] {src.name}: {fraction:.1%} blurred", file=sys.stderr)
         finally:
             if args.stats and rows:
                 write_stats(args.output_dir / "stats.csv", rows)
-    print(f"\nwrote {len(rows)} masks to {args.output_dir} in "
+    print(f"wrote {len(rows)} masks to {args.output_dir} in "
           f"{time.perf_counter() - start:.1f} s", file=sys.stderr)
     if args.stats and rows:
         print(f"wrote {args.output_dir / 'stats.csv'} ({len(rows)} images)", file=sys.stderr)
