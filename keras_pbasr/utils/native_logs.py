@@ -13,6 +13,7 @@ only when the process is the `pbasr` command (or `python -m keras_pbasr.cli`) wi
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
@@ -90,6 +91,12 @@ def _filter_descriptor_2() -> None:
         closefd=False,
     )
 
+    def write(data: bytes) -> None:
+        # Keep draining even when stderr is gone (e.g. `pbasr ... 2>&1 | head`): a full pipe
+        # would block every later native write.
+        with contextlib.suppress(OSError):
+            os.write(real_stderr, data)
+
     def forward() -> None:
         with open(read_end, "rb", buffering=0) as pipe:
             pending = b""
@@ -97,8 +104,8 @@ def _filter_descriptor_2() -> None:
                 *lines, pending = (pending + chunk).split(b"\n")
                 kept = b"".join(line + b"\n" for line in lines if not is_native_log_line(line))
                 if kept:
-                    os.write(real_stderr, kept)
+                    write(kept)
             if pending and not is_native_log_line(pending):
-                os.write(real_stderr, pending)
+                write(pending)
 
     threading.Thread(target=forward, name="pbasr-native-log-filter", daemon=True).start()
