@@ -193,6 +193,14 @@ def test_bomb_and_oversized_headers_raise_the_package_error_before_decoding(tmp_
         read_image_array(truncated_png(tmp_path / "truncated.png"), max_pixels=10**9)
 
 
+def test_a_float_tiff_with_nan_pixels_is_an_unreadable_image(tmp_path):
+    values = np.full((6, 5), 0.5, np.float32)
+    values[0, :2] = np.nan
+    Image.fromarray(values).save(tmp_path / "nan.tif")
+    with pytest.raises(ImageReadError, match="nan.tif: 2 NaN or infinite pixel"):
+        read_image_array(tmp_path / "nan.tif")
+
+
 def test_upscale_folder_skips_bad_files_processes_the_rest_and_exits_1(tmp_path, tiny_preset,
                                                                         capsys):
     inputs = bad_folder(tmp_path / "in")

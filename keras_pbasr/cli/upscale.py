@@ -138,11 +138,14 @@ def run(args: argparse.Namespace) -> int:
             image = skipped.attempt(source, lambda source=source: read_image(source))
             if image is None:
                 continue
-            result = upscale(
-                model, image, tile=args.tile or None, tile_overlap=args.tile_overlap,
-                outscale=args.outscale, alpha=args.alpha, precision=args.precision,
-                batch_size=args.batch_size, progress=progress, clip=args.clip,
-            )
+            try:
+                result = upscale(
+                    model, image, tile=args.tile or None, tile_overlap=args.tile_overlap,
+                    outscale=args.outscale, alpha=args.alpha, precision=args.precision,
+                    batch_size=args.batch_size, progress=progress, clip=args.clip,
+                )
+            except ValueError as error:
+                raise ValueError(f"{source}: {error}") from error
             out = _fit_suffix(out, result)
             refuse_same_file(out, inputs)
             if out.exists() and not args.overwrite:

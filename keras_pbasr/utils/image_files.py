@@ -6,7 +6,7 @@ Policy of `read_image_array` (what every reader in the package builds on):
 - Bit depth is kept: 8-bit files give uint8; 16-bit grayscale PNG/TIFF and 16-bit colour PNG
   give uint16 (Pillow silently reduces 16-bit colour PNG to 8 bits, so those are decoded with
   pypng); 32-bit integer images are clipped to uint16; 32-bit float TIFF gives float32
-  clipped to [0, 1].
+  clipped to [0, 1] (NaN or infinite values make it unreadable: ImageReadError).
 - Channels: grayscale stays (H, W) (1-bit images become 0 / 255); colour is (H, W, 3) RGB;
   palette, CMYK and other modes are converted to RGB.
 - Alpha (RGBA, LA, palette with transparency) is kept as a 4th channel, with gray+alpha
@@ -293,7 +293,13 @@ def _pillow_pixels(image) -> np.ndarray:
     if mode == "I":
         return np.clip(np.asarray(image), 0, 65535).astype(np.uint16)
     if mode == "F":
-        return np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0)
+        values = np.asarray(image, dtype=np.float32)
+        finite = np.isfinite(values)
+        if not finite.all():
+            raise UnsupportedImageError(
+                f"{values.size - np.count_nonzero(finite):,} NaN or infinite pixel value(s)"
+            )
+        return np.clip(values, 0.0, 1.0)
     if mode == "L":
         return np.asarray(image, dtype=np.uint8).copy()
     if mode == "1":
