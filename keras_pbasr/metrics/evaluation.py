@@ -222,7 +222,8 @@ def evaluate(
         model, lr_dir: a Keras model or preset (name or directory) run on the LR images first.
         on_error: "raise" (default) stops at the first unreadable or too large image;
             "skip" (the CLI's policy) skips that image with one line on stderr naming it,
-            goes on, and lists it under "skipped" in the results ([path, reason] pairs).
+            goes on, and lists it under "skipped" in the results ([name, reason] pairs: the
+            stem, or the LR file with `model`).
 
     Returns the results dict written to results.json: {"images": {stem: {region: {metric:
     value}}}, "aggregates": {subset: {region: {metric: {"mean", "count", "nan"}}}},
@@ -288,6 +289,8 @@ def evaluate(
         except UnsupportedImageError as error:
             if skipped is None:
                 raise
+            if progress and i:
+                sys.stderr.write("\n")  # end the progress bar's line
             skipped.skip(stem, error)
             bar.update(i + 1, stem)
             continue
