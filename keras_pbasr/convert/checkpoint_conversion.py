@@ -23,7 +23,7 @@ from keras_pbasr.convert.torch_checkpoint import (
     state_dict_to_numpy,
     strip_module_prefix,
 )
-from keras_pbasr.utils.atomic_files import check_writable_folder, refuse_same_file
+from keras_pbasr.utils.atomic_files import check_writable_folder, output_folder, refuse_same_file
 
 # Subfolders of the output preset that hold the two PBaSR branches (save_branches=True).
 GENERAL_BRANCH_DIR = "general_branch"
@@ -108,7 +108,8 @@ def convert_checkpoint(
     converter = get_converter(arch) if arch else infer_converter(weights, str(path))
     model, report = _convert(converter, weights, strict, config_overrides, str(path))
     metadata.update(arch=converter.name, conversion=report.as_dict())
-    save_to_preset(model, output_dir, metadata=metadata, overwrite=overwrite)
+    with output_folder(output_dir):  # a failed save leaves no empty folder
+        save_to_preset(model, output_dir, metadata=metadata, overwrite=overwrite)
 
     if save_branches and branches is not None:
         for name, folder, prefix in (
