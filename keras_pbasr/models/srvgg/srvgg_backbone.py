@@ -11,6 +11,7 @@ from keras_pbasr.layers.layout import (
     to_internal_layout,
 )
 from keras_pbasr.layers.pixel_shuffle import PixelShuffle
+from keras_pbasr.utils.arguments import refuse_unknown_arguments
 
 
 @keras.saving.register_keras_serializable(package="keras_pbasr")
@@ -42,6 +43,7 @@ class SRVGGNetCompact(keras.Model):
         data_format: str | None = None,
         **kwargs,
     ):
+        refuse_unknown_arguments(SRVGGNetCompact, kwargs)
         if act_type not in ("prelu", "leakyrelu", "relu"):
             raise ValueError(f"act_type must be prelu, leakyrelu or relu, got {act_type!r}")
         layout = resolve_data_format(data_format)
