@@ -61,15 +61,21 @@ def run_fetch(args: argparse.Namespace) -> int:
     from keras_pbasr.presets.handles import normalize_name
     from keras_pbasr.presets.pretrained import is_fetchable
     from keras_pbasr.weights import FETCHABLE_WEIGHTS, fetch_weights
+    from keras_pbasr.weights.store import HOW_TO_GET
 
     presets = [n for n in (normalize_name(n) for n in args.names)
                if is_fetchable(BUILTIN_PRESETS.get(n))]
     weights = [n for n in args.names if normalize_name(n) not in presets]
+    fetchable = [*FETCHABLE_WEIGHTS, *(n for n, p in BUILTIN_PRESETS.items() if is_fetchable(p))]
     if args.all == bool(args.names):
-        fetchable = [*FETCHABLE_WEIGHTS,
-                     *(n for n, p in BUILTIN_PRESETS.items() if is_fetchable(p))]
         print("give entry names or --all; fetchable: " + ", ".join(fetchable), file=sys.stderr)
         return 2
+    unknown = [n for n in weights if n not in FETCHABLE_WEIGHTS]
+    if unknown:
+        hints = "".join(f" ({n}: {HOW_TO_GET[n]})" for n in unknown if n in HOW_TO_GET)
+        print(f"pbasr weights fetch: unknown {', '.join(unknown)}{hints}; fetchable: "
+              f"{', '.join(fetchable)}", file=sys.stderr)
+        return 1
     try:
         paths = {}
         if args.all or weights:

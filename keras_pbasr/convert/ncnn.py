@@ -223,10 +223,12 @@ class _BlobReader:
             return np.frombuffer(data, "<f2").astype(np.float32), "float16"
         if tag in (TAG_FLOAT32, TAG_FLOAT32_RAW):
             return self.floats32(count, layer, "float32 weights"), "float32"
-        kind = "int8" if tag == TAG_INT8 else "quantised (lookup table)"
+        kind = "int8 weights" if tag == TAG_INT8 else (
+            "a quantisation table, or the .bin does not belong to this .param"
+        )
         raise NcnnFormatError(
-            f"{self.source}: {layer.describe()} stores {kind} weights (tag 0x{tag:08X} at byte "
-            f"offset {tag_offset}); only float16 and float32 storage are supported"
+            f"{self.source}: {layer.describe()}: storage tag 0x{tag:08X} at byte offset "
+            f"{tag_offset} ({kind}); only float16 and float32 storage are supported"
         )
 
 

