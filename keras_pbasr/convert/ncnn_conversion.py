@@ -27,6 +27,12 @@ def ncnn_to_model(model: NcnnModel) -> tuple[keras.Model, dict]:
 
     Returns the model and the conversion metadata (architecture, description, report,
     weight storage). Raises NcnnFormatError / ConversionError naming the layer at fault.
+
+    Example:
+    >>> from keras_pbasr.convert.ncnn import read_ncnn_model
+    >>> model, meta = ncnn_to_model(read_ncnn_model("X4PLUS.param"))  # doctest: +SKIP
+    >>> meta["ncnn_graph"]  # doctest: +SKIP
+    'RRDBNet x4, 23 blocks, 64 features, growth 32'
     """
     found = recognise_ncnn_graph(model)
     converter = get_converter(found.arch)
@@ -54,7 +60,11 @@ def ncnn_bytes_to_model(
 ) -> tuple[keras.Model, dict]:
     """Reads an ncnn model from its file contents and converts it: returns the Keras model
     and the preset metadata (source files with their sha256 and size, architecture,
-    conversion report)."""
+    conversion report).
+
+    Example:
+    >>> model, meta = ncnn_bytes_to_model(param, weights, "m.param", "m.bin")  # doctest: +SKIP
+    """
     try:
         text = param_bytes.decode("utf-8")
     except UnicodeDecodeError:

