@@ -33,8 +33,9 @@ def tiny_model(num_in_ch: int = 3) -> SRVGGNetCompact:
 
 
 @pytest.mark.backend_agnostic
-def test_pad_amount_follows_official_code():
-    assert [symmetric_pad_amount(s, 16) for s in (15, 16, 17, 32)] == [1, 16, 15, 16]
+def test_pad_only_to_the_missing_multiple():
+    assert [symmetric_pad_amount(s, 16) for s in (15, 16, 17, 32)] == [1, 0, 15, 0]
+    assert symmetric_pad_amount(37, 1) == 0
     image = np.arange(3 * 5, dtype=np.float32).reshape(3, 5, 1)
     padded = pad_symmetric(image, 4)
     assert padded.shape == (4, 8, 1)
@@ -87,6 +88,19 @@ def test_tiled_equals_untiled(rng, shape, tile, overlap):
     assert calls and calls[-1] > 1, "the image was not actually tiled"
     assert tiled.shape == whole.shape == (4 * shape[0], 4 * shape[1], 3)
     np.testing.assert_allclose(tiled, whole, atol=1e-3)
+
+
+@pytest.mark.parametrize("shape,tile,overlap", [((37, 53), 24, 16), ((64, 48), 32, 16)])
+def test_untiled_and_tiled_are_the_plain_forward(rng, shape, tile, overlap):
+    """No padding unless the model needs a multiple: `upscale` is `model(x)` (clamped), as
+    Real-ESRGAN's inference runs it; tiles take their context from the image only."""
+    model = tiny_model()
+    image = rng.random((*shape, 3), dtype=np.float32)
+    plain = np.clip(keras.ops.convert_to_numpy(model(image[None]))[0], 0.0, 1.0)
+    np.testing.assert_allclose(upscale(model, image, tile=None), plain, atol=1e-6)
+    # Measured below 3e-7 (float32 summation order); overlap/4 covers the radius of 4 px.
+    np.testing.assert_allclose(upscale(model, image, tile=tile, tile_overlap=overlap), plain,
+                               atol=1e-5)
 
 
 def test_hard_seams_without_overlap_differ(rng):

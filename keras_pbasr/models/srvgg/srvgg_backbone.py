@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keras
 
+from keras_pbasr.layers.cubic_resize import CubicResize
 from keras_pbasr.layers.layout import (
     PReLU,
     resolve_data_format,
@@ -25,6 +26,10 @@ class SRVGGNetCompact(keras.Model):
     channels_last); None picks the faster one for the backend
     (`keras_pbasr.layers.layout.preferred_data_format`). Weights do not depend on it.
 
+    `outscale` (default: `upscale`) adds a final bicubic resize of the x`upscale` result to
+    x`outscale` (ncnn / torch bicubic, a = -0.75, no antialiasing): the official
+    realesr-animevideov3 x2 and x3 models are the x4 network followed by such a resize.
+
     Example:
     >>> import numpy as np
     >>> model = SRVGGNetCompact(num_feat=64, num_conv=32, upscale=4)  # realesr-general-x4v3
@@ -41,9 +46,12 @@ class SRVGGNetCompact(keras.Model):
         upscale: int = 4,
         act_type: str = "prelu",
         data_format: str | None = None,
+        outscale: int | None = None,
         **kwargs,
     ):
         refuse_unknown_arguments(SRVGGNetCompact, kwargs)
+        if outscale is not None and (int(outscale) != outscale or outscale < 1):
+            raise ValueError(f"outscale must be a positive integer, got {outscale!r}")
         if act_type not in ("prelu", "leakyrelu", "relu"):
             raise ValueError(f"act_type must be prelu, leakyrelu or relu, got {act_type!r}")
         layout = resolve_data_format(data_format)
@@ -72,6 +80,8 @@ class SRVGGNetCompact(keras.Model):
         x = PixelShuffle(upscale, name="upsampler")(x)
         base = keras.layers.UpSampling2D(upscale, interpolation="nearest", name="base")(inputs)
         x = keras.layers.Add(name="residual")([x, base])
+        if outscale is not None and outscale != upscale:
+            x = CubicResize(int(outscale), upscale, name="output_resize")(x)
         outputs = keras.layers.Activation("linear", dtype="float32", name="sr")(x)
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
 
@@ -82,10 +92,11 @@ class SRVGGNetCompact(keras.Model):
         self.upscale = upscale
         self.act_type = act_type
         self.data_format = data_format
+        self.outscale = None if outscale is None else int(outscale)
 
     @property
     def scale(self) -> int:
-        return self.upscale
+        return self.outscale or self.upscale
 
     def get_config(self):
         return {
@@ -99,4 +110,5 @@ class SRVGGNetCompact(keras.Model):
             "act_type": self.act_type,
             # None (the default) stays None, so a saved model picks its backend's layout.
             "data_format": self.data_format,
+            "outscale": self.outscale,
         }
