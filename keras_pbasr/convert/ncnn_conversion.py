@@ -20,13 +20,15 @@ from keras_pbasr.convert.ncnn import (
     recognise_ncnn_graph,
 )
 from keras_pbasr.convert.registry import ConversionError, get_converter
+from keras_pbasr.convert.torch_checkpoint import check_finite_weights
 
 
-def ncnn_to_model(model: NcnnModel) -> tuple[keras.Model, dict]:
+def ncnn_to_model(model: NcnnModel, allow_non_finite: bool = False) -> tuple[keras.Model, dict]:
     """Builds the Keras model an ncnn graph describes, with its weights.
 
     Returns the model and the conversion metadata (architecture, description, report,
-    weight storage). Raises NcnnFormatError / ConversionError naming the layer at fault.
+    weight storage). Raises NcnnFormatError / ConversionError naming the layer at fault, and
+    CheckpointError for NaN or infinite weights unless `allow_non_finite`.
 
     Example:
     >>> from keras_pbasr.convert.ncnn import read_ncnn_model
@@ -35,6 +37,7 @@ def ncnn_to_model(model: NcnnModel) -> tuple[keras.Model, dict]:
     'RRDBNet x4, 23 blocks, 64 features, growth 32'
     """
     found = recognise_ncnn_graph(model)
+    check_finite_weights(found.state_dict, model.source, allow_non_finite)
     converter = get_converter(found.arch)
     try:
         keras_model, report = convert_weights(
@@ -56,7 +59,11 @@ def ncnn_to_model(model: NcnnModel) -> tuple[keras.Model, dict]:
 
 
 def ncnn_bytes_to_model(
-    param_bytes: bytes, bin_bytes: bytes, param_name: str, bin_name: str
+    param_bytes: bytes,
+    bin_bytes: bytes,
+    param_name: str,
+    bin_name: str,
+    allow_non_finite: bool = False,
 ) -> tuple[keras.Model, dict]:
     """Reads an ncnn model from its file contents and converts it: returns the Keras model
     and the preset metadata (source files with their sha256 and size, architecture,
@@ -69,7 +76,9 @@ def ncnn_bytes_to_model(
         text = param_bytes.decode("utf-8")
     except UnicodeDecodeError:
         raise NcnnFormatError(f"{param_name} is not a text ncnn .param file") from None
-    keras_model, conversion = ncnn_to_model(read_ncnn_bytes(text, bin_bytes, param_name, bin_name))
+    keras_model, conversion = ncnn_to_model(
+        read_ncnn_bytes(text, bin_bytes, param_name, bin_name), allow_non_finite
+    )
     sources = [
         {"file": name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
         for name, data in ((param_name, param_bytes), (bin_name, bin_bytes))

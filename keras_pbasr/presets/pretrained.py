@@ -60,6 +60,7 @@ def convert_ncnn(
     bin_path: str | Path | None = None,
     overwrite: bool = False,
     metadata: dict | None = None,
+    allow_non_finite: bool = False,
 ) -> Path:
     """Converts MODEL.param + MODEL.bin into a preset directory and returns its path.
 
@@ -70,6 +71,7 @@ def convert_ncnn(
         bin_path: the weights (default: MODEL.bin beside the .param file).
         overwrite: replace an existing preset in `output_dir`.
         metadata: extra entries for metadata.json.
+        allow_non_finite: convert weights with NaN or infinite values (refused by default).
 
     Nothing is written unless the conversion succeeds.
 
@@ -85,7 +87,8 @@ def convert_ncnn(
         if not path.is_file():
             raise FileNotFoundError(f"ncnn {what} file {path} does not exist")
     model, meta = ncnn_bytes_to_model(
-        param_path.read_bytes(), bin_path.read_bytes(), param_path.name, bin_path.name
+        param_path.read_bytes(), bin_path.read_bytes(), param_path.name, bin_path.name,
+        allow_non_finite,
     )
     write_preset_atomically(model, output_dir, {**meta, **(metadata or {})}, overwrite)
     return output_dir
