@@ -37,8 +37,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="a built-in name (keras_pbasr.presets.list_presets()), a preset directory, "
         "hf://OWNER/REPO, kaggle://OWNER/MODEL/FRAMEWORK/VARIATION or https://...#sha256=HEX",
     )
-    p.add_argument("--tile", type=int, default=256,
-                   help="tile size in input pixels; 0 = whole image at once (default 256)")
+    p.add_argument("--tile", type=_tile_arg, default="auto",
+                   help="tile size in input pixels; 0 = whole image at once (the plain forward "
+                   "pass, as Real-ESRGAN runs it); auto (default) = whole image up to 512x512 "
+                   "input pixels, 256-pixel tiles above")
     p.add_argument("--tile-overlap", type=int, default=32,
                    help="pixels shared by neighbouring tiles (default 32)")
     p.add_argument("--outscale", type=float, default=None,
@@ -140,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
                 continue
             try:
                 result = upscale(
-                    model, image, tile=args.tile or None, tile_overlap=args.tile_overlap,
+                    model, image, tile=args.tile, tile_overlap=args.tile_overlap,
                     outscale=args.outscale, alpha=args.alpha, precision=args.precision,
                     batch_size=args.batch_size, progress=progress, clip=args.clip,
                 )
@@ -159,3 +161,12 @@ def run(args: argparse.Namespace) -> int:
     if len(skipped):
         print(skipped.summary(total), file=sys.stderr)
     return skipped.exit_code
+
+
+def _tile_arg(value: str) -> int | str:
+    if value == "auto":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a number, got {value!r}") from None

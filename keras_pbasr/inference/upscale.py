@@ -22,7 +22,12 @@ import keras
 import numpy as np
 
 from keras_pbasr.inference.image_io import read_image
-from keras_pbasr.inference.tiling import feather_weights, pad_symmetric, tile_starts
+from keras_pbasr.inference.tiling import (
+    feather_weights,
+    pad_symmetric,
+    resolve_tile,
+    tile_starts,
+)
 from keras_pbasr.utils.image_files import check_float_pixels
 
 # Side of the blank image run once to find the scale of a model without a `scale` attribute.
@@ -161,7 +166,7 @@ def _run_network(
     image: np.ndarray,
     scale: int,
     multiple: int,
-    tile: int | None,
+    tile: int | str | None,
     tile_overlap: int,
     batch_size: int,
     progress: ProgressCallback | None,
@@ -172,6 +177,7 @@ def _run_network(
     tiles and their offsets are multiples of it.
     """
     height, width = image.shape[:2]
+    tile = resolve_tile(tile, height, width)
     padded = pad_symmetric(image, multiple)
     padded_h, padded_w = padded.shape[:2]
     if tile:
@@ -328,7 +334,7 @@ def upscale(
     model_or_preset: keras.Model | str | Path,
     image: Any,
     *,
-    tile: int | None = 256,
+    tile: int | str | None = "auto",
     tile_overlap: int = 32,
     outscale: float | None = None,
     alpha: str = "model",
@@ -348,7 +354,11 @@ def upscale(
             batch (N, H, W, C), uint8, uint16 or float in [0, 1] (returns the same dtype and
             layout), or a list of any of these (returns a list).
         tile: tile size in input pixels (rounded down to the model's size multiple); `None`
-            or 0 runs the whole padded image at once.
+            or 0 runs the whole image at once, which is the plain forward pass `model(x)` that
+            Real-ESRGAN's inference runs by default; "auto" (default) does that up to
+            512x512 input pixels and uses 256-pixel tiles above (memory stays bounded; tile
+            seams then differ from the plain forward: for x4plus, whose receptive field spans
+            hundreds of pixels, by up to ~20 levels on a few % of 8-bit values).
         tile_overlap: input pixels shared by neighbouring tiles; a quarter of it on each
             side is discarded and half is cross-faded. It should cover 4x the network's
             effective receptive radius for seamless output. Every kept pixel has at least
