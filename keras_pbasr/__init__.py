@@ -3,6 +3,12 @@
 Importing this package never imports TensorFlow; only `keras_pbasr.data` does, lazily.
 """
 
+# ruff: noqa: E402  (the imports below must follow the log set-up)
+from keras_pbasr.utils.native_logs import quiet_native_logs_for_cli
+
+# Before Keras (and with it TensorFlow, which reads its log level once) is imported below.
+quiet_native_logs_for_cli()
+
 from keras_pbasr import blurmap, metrics, presets
 from keras_pbasr.export import export
 from keras_pbasr.inference import upscale

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import keras
 
+from keras_pbasr.utils.atomic_files import atomic_directory, atomic_output
+
 FORMATS = ("saved_model", "onnx")
 INPUT_NAME = "lr"
 
@@ -105,15 +107,20 @@ def export(model: keras.Model, path: str | Path, format: str = "saved_model") ->
     path.parent.mkdir(parents=True, exist_ok=True)
     if keras.config.dtype_policy().name != "float32" or model.dtype_policy.name != "float32":
         raise ExportError("export a float32 model (the dtype policy must be float32)")
-    if _native_route(format):
-        try:
-            _export_here(model, path, format)
-        except ImportError as exc:
-            raise ExportError(
-                f"{format} export under {keras.backend.backend()} needs a missing package: {exc}"
-            ) from exc
-    else:
-        _export_in_subprocess(model, path, format)
+    # Built beside `path` and renamed into place when complete: an interrupted or failed
+    # export leaves a previous export at `path` as it was.
+    staging = atomic_output(path) if format == "onnx" else atomic_directory(path)
+    with staging as tmp:
+        if _native_route(format):
+            try:
+                _export_here(model, tmp, format)
+            except ImportError as exc:
+                raise ExportError(
+                    f"{format} export under {keras.backend.backend()} needs a missing "
+                    f"package: {exc}"
+                ) from exc
+        else:
+            _export_in_subprocess(model, tmp, format)
     if not path.exists():
         raise ExportError(f"the {format} export wrote nothing at {path}")
     return path
@@ -129,11 +136,11 @@ def _reexport_main(argv: list[str] | None = None) -> int:
     import json
     import zipfile
 
-    from keras_pbasr.presets.preset_io import import_class_module
+    from keras_pbasr.presets.preset_io import registered_preset_class
 
     with zipfile.ZipFile(args.keras_file) as archive:
         config = json.loads(archive.read("config.json"))
-    import_class_module(config, args.keras_file)  # registers the class the file names
+    registered_preset_class(config, args.keras_file)  # only keras_pbasr models are loaded
     model = keras.saving.load_model(args.keras_file, compile=False)
     _export_here(model, Path(args.output), args.format)
     return 0

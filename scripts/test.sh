@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The test command: sets up .venv if needed, runs ruff, then pytest once per Keras backend
-# (KERAS_BACKEND is read at import, so each backend gets its own process).
+# The test command: sets up .venv if needed, runs ruff, builds the docs (mkdocs --strict: any
+# warning fails the run), then pytest once per Keras backend (KERAS_BACKEND is read at import,
+# so each backend gets its own process).
 #   scripts/test.sh                 default suite (slow tests excluded)
 #   scripts/test.sh --slow          only the tests marked slow
 #   scripts/test.sh [--slow] ARGS   extra pytest arguments (paths, -k, -x, ...)
@@ -15,6 +16,19 @@ if [ "${1:-}" = "--slow" ]; then mark="slow"; shift; fi
 
 echo "[test] ruff check"
 .venv/bin/ruff check . || exit 1
+
+echo "[test] docs build (mkdocs build --strict)"
+docs_site="$(mktemp -d)"
+docs_start=$(date +%s)
+# Not --quiet: it hides the warnings from the strict-mode count.
+NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict -d "$docs_site"
+docs_rc=$?
+rm -rf "$docs_site"
+if [ $docs_rc -ne 0 ]; then
+    echo "[test] docs build FAILED (mkdocs exit $docs_rc; warnings are errors)"
+    exit 1
+fi
+echo "[test] docs built in $(( $(date +%s) - docs_start )) s, no warnings"
 
 results=.test-results
 rm -rf "$results" && mkdir -p "$results"

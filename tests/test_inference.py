@@ -332,3 +332,24 @@ def test_eager_call_releasing_intermediates_equals_model_call(rng):
     got = _call_releasing_intermediates(model, keras.ops.convert_to_tensor(x))
     got = keras.ops.convert_to_numpy(got)
     np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
+@pytest.mark.backend_agnostic
+def test_auto_tile_runs_small_images_whole_and_tiles_large_ones():
+    from keras_pbasr.inference.tiling import AUTO_TILE_SIZE, AUTO_WHOLE_IMAGE_PIXELS, resolve_tile
+
+    side = int(AUTO_WHOLE_IMAGE_PIXELS**0.5)
+    assert resolve_tile("auto", side, side) is None
+    assert resolve_tile("auto", side, side + 1) == AUTO_TILE_SIZE
+    assert resolve_tile(0, 10, 10) is None and resolve_tile(None, 10, 10) is None
+    assert resolve_tile(64, 10, 10) == 64
+    with pytest.raises(ValueError, match="tile"):
+        resolve_tile("big", 10, 10)
+
+
+def test_default_upscale_is_the_plain_forward(rng):
+    """tile="auto" (the default) runs a small image whole: exactly model(x), clipped."""
+    model = SRVGGNetCompact(num_feat=8, num_conv=2)
+    image = rng.random((40, 56, 3), dtype=np.float32)
+    plain = np.clip(keras.ops.convert_to_numpy(model(image[None]))[0], 0, 1)
+    np.testing.assert_allclose(upscale(model, image), plain, atol=1e-6)

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import sys
 import time
 from pathlib import Path
 
-from keras_pbasr.utils.image_files import IMAGE_EXTENSIONS, find_image_files
+from keras_pbasr.utils.atomic_files import (
+    check_writable_folder,
+    output_folder,
+    refuse_same_file,
+    write_text_atomic,
+)
+from keras_pbasr.utils.image_files import IMAGE_EXTENSIONS, SkippedFiles, find_image_files
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,7 +25,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Estimate blur masks for an image file or a folder of images. Each mask is "
         "written as OUTPUT_DIR/<stem>.png (0 = blurred, 255 = sharp, the ReBlurSR convention). "
         "The default estimator is training-free (multi-scale LBP sharpness, Yi & Eramian 2016, "
-        "with guided-filter refinement); --detector uses a learned Keras model instead.",
+        "with guided-filter refinement); --detector uses a learned Keras model instead. "
+        "Outputs are checked before any estimation and written atomically. An unreadable, "
+        "too small or too large image is skipped with one line; the others are processed, "
+        "stats.csv lists those that succeeded, and the exit status is 1.",
     )
     p.add_argument("input", type=Path, help="image file or folder (searched recursively)")
     p.add_argument("output_dir", type=Path, help="folder for the masks")
@@ -46,9 +56,9 @@ def list_images(path: Path) -> list[Path]:
 
 def run(args: argparse.Namespace) -> int:
     import numpy as np
-    from PIL import Image
 
     from keras_pbasr.blurmap import KerasBlurDetector, area_class, estimate
+    from keras_pbasr.inference.image_io import write_image
 
     files = list_images(args.input)
     stems = [f.stem for f in files]
@@ -56,34 +66,52 @@ def run(args: argparse.Namespace) -> int:
     if dupes:
         raise ValueError(f"several input images share the stem(s) {sorted(dupes)[:5]}: "
                          "masks are named by stem, so give one folder per set")
-    args.output_dir.mkdir(parents=True, exist_ok=True)
     outputs = [args.output_dir / f"{f.stem}.png" for f in files]
-    inputs = {f.resolve() for f in files}
-    for out in outputs:
-        if out.resolve() in inputs:
-            raise ValueError(f"refusing to write the mask over its input image {out}")
+    planned = [*outputs, *(out.with_name(f"{out.stem}_soft.png") for out in outputs
+                           if args.soft)]
+    if args.stats:
+        planned.append(args.output_dir / "stats.csv")
+    for out in planned:
+        refuse_same_file(out, files)
         if out.exists() and not args.overwrite:
             raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
+    check_writable_folder(args.output_dir)
     detector = KerasBlurDetector(args.detector) if args.detector else None
 
     rows = []
+    skipped = SkippedFiles("blurmap", skip_types=(ValueError,))
     start = time.perf_counter()
-    for i, (src, out) in enumerate(zip(files, outputs), 1):
-        result = estimate(src, detector=detector, threshold=args.threshold)
-        Image.fromarray(result.mask).save(out)
-        if args.soft:
-            soft = np.round(result.sharpness * 255).astype(np.uint8)
-            Image.fromarray(soft).save(out.with_name(f"{src.stem}_soft.png"))
-        fraction = result.blurred_fraction
-        rows.append((src.name, f"{fraction:.4f}", area_class(fraction)))
-        print(f"\r[{i}/{len(files)}] {src.name}: {fraction:.1%} blurred", end="", file=sys.stderr)
-    print(f"\nwrote {len(files)} masks to {args.output_dir} in "
+    with output_folder(args.output_dir):
+        try:
+            for i, (src, out) in enumerate(zip(files, outputs), 1):
+                result = skipped.attempt(
+                    src, lambda src=src: estimate(src, detector=detector,
+                                                  threshold=args.threshold))
+                if result is None:
+                    continue
+                write_image(out, result.mask)
+                if args.soft:
+                    soft = np.round(result.sharpness * 255).astype(np.uint8)
+                    write_image(out.with_name(f"{src.stem}_soft.png"), soft)
+                fraction = result.blurred_fraction
+                rows.append((src.name, f"{fraction:.4f}", area_class(fraction)))
+                print(f"[{i}/{len(files)}] {src.name}: {fraction:.1%} blurred", file=sys.stderr)
+        finally:
+            if args.stats and rows:
+                write_stats(args.output_dir / "stats.csv", rows)
+    print(f"wrote {len(rows)} masks to {args.output_dir} in "
           f"{time.perf_counter() - start:.1f} s", file=sys.stderr)
-    if args.stats:
-        stats = args.output_dir / "stats.csv"
-        with open(stats, "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["image", "blurred_fraction", "area_class"])
-            writer.writerows(rows)
-        print(f"wrote {stats}", file=sys.stderr)
-    return 0
+    if args.stats and rows:
+        print(f"wrote {args.output_dir / 'stats.csv'} ({len(rows)} images)", file=sys.stderr)
+    if len(skipped):
+        print(skipped.summary(len(files)), file=sys.stderr)
+    return skipped.exit_code
+
+
+def write_stats(path: Path, rows: list[tuple[str, str, str]]) -> None:
+    """stats.csv: image, blurred_fraction, area_class (one row per mask written)."""
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(["image", "blurred_fraction", "area_class"])
+    writer.writerows(rows)
+    write_text_atomic(path, text.getvalue())

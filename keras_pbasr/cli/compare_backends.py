@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         h, w = (int(v) for v in args.size.lower().split("x"))
     except ValueError as exc:
-        raise SystemExit(f"--size must look like 64x64, got {args.size!r}") from exc
+        raise ValueError(f"--size must look like 64x64, got {args.size!r}") from exc
     compare_backends(
         preset=args.preset, arch=args.arch, arch_config=args.config,
         backends=tuple(b.strip() for b in args.backends.split(",") if b.strip()),

@@ -36,6 +36,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "(VALUE is parsed as JSON when it can be); repeatable")
     p.add_argument("--overwrite", action="store_true",
                    help="write into OUTPUT_DIR even if it is not empty")
+    p.add_argument("--allow-non-finite", action="store_true",
+                   help="convert a checkpoint with NaN or infinite weights (refused by default: "
+                   "the model would output black images)")
     p.add_argument("--bin", dest="bin_path", default=None, metavar="FILE",
                    help="ncnn only: the .bin weights (default: the .param file's name with .bin)")
     p.set_defaults(func=run)
@@ -55,7 +58,7 @@ def parse_overrides(items: list[str]) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from keras_pbasr.convert import CheckpointError, ConversionError, convert_checkpoint
+    from keras_pbasr.convert import convert_checkpoint
     from keras_pbasr.presets.preset_io import read_metadata
 
     if args.checkpoint.endswith(".param"):
@@ -63,20 +66,17 @@ def run(args: argparse.Namespace) -> int:
     if args.bin_path:
         print("pbasr convert: error: --bin is for ncnn .param files only", file=sys.stderr)
         return 2
-    try:
-        output = convert_checkpoint(
-            args.checkpoint,
-            args.output_dir,
-            arch=args.arch,
-            strict=not args.non_strict,
-            key=args.key,
-            save_branches=args.save_branches,
-            overwrite=args.overwrite,
-            config_overrides=parse_overrides(args.overrides),
-        )
-    except (CheckpointError, ConversionError, FileExistsError, ValueError) as exc:
-        print(f"pbasr convert: error: {exc}", file=sys.stderr)
-        return 1
+    output = convert_checkpoint(
+        args.checkpoint,
+        args.output_dir,
+        arch=args.arch,
+        strict=not args.non_strict,
+        key=args.key,
+        save_branches=args.save_branches,
+        overwrite=args.overwrite,
+        config_overrides=parse_overrides(args.overrides),
+        allow_non_finite=args.allow_non_finite,
+    )
     meta = read_metadata(output)
     conversion = meta.get("conversion", {})
     print(
@@ -93,7 +93,6 @@ def run(args: argparse.Namespace) -> int:
 
 def run_ncnn(args: argparse.Namespace) -> int:
     """MODEL.param + MODEL.bin -> a preset directory (the architecture is read from the graph)."""
-    from keras_pbasr.convert import ConversionError
     from keras_pbasr.presets import convert_ncnn
     from keras_pbasr.presets.preset_io import read_metadata
 
@@ -105,12 +104,8 @@ def run_ncnn(args: argparse.Namespace) -> int:
         print(f"pbasr convert: error: {', '.join(unsupported)} do not apply to ncnn files (the "
               "architecture and its options are read from the graph)", file=sys.stderr)
         return 2
-    try:
-        output = convert_ncnn(args.checkpoint, args.output_dir, bin_path=args.bin_path,
-                              overwrite=args.overwrite)
-    except (ConversionError, FileExistsError, FileNotFoundError, ValueError) as exc:
-        print(f"pbasr convert: error: {exc}", file=sys.stderr)
-        return 1
+    output = convert_ncnn(args.checkpoint, args.output_dir, bin_path=args.bin_path,
+                          overwrite=args.overwrite, allow_non_finite=args.allow_non_finite)
     meta = read_metadata(output)
     print(
         f"wrote {output}: {meta.get('class_name')} ({meta.get('ncnn_graph')}), "

@@ -14,7 +14,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "results.csv, aggregates.csv, report.md and plots. With --mask (blur maps, "
         "0 = blurred, 255 = sharp) the full-reference metrics are also computed on the "
         "blur and sharp regions. With --model and --lr the model first super-resolves the "
-        "LR images (written to OUT/sr).",
+        "LR images (written to OUT/sr). An unreadable or too large image is skipped with one "
+        "line naming it (listed under \"skipped\" in results.json) and the exit status is 1; "
+        "bad arguments exit with 2.",
     )
     p.add_argument("--sr", help="folder of SR images (or use --model with --lr)")
     p.add_argument("--hr", required=True, help="folder of HR images")
@@ -53,9 +55,12 @@ def run(args: argparse.Namespace) -> int:
             regions=split(args.regions), crop_border=args.crop_border,
             color_space=args.color_space, size_policy=args.size_policy, model=args.model,
             lr_dir=args.lr, plots=not args.no_plots, progress=not args.quiet,
+            on_error="skip",
         )
     except (ValueError, FileNotFoundError) as error:
-        print(f"pbasr evaluate: error: {error}", file=sys.stderr)
+        if args.debug:
+            raise
+        print(f"pbasr: error: {error}", file=sys.stderr)
         return 2
     overall = report["aggregates"]["all"]
     for region, by_metric in overall.items():
@@ -63,4 +68,9 @@ def run(args: argparse.Namespace) -> int:
                           for m, v in by_metric.items())
         print(f"{region}: {cells}")
     print(f"wrote {args.out}/results.json, results.csv, aggregates.csv, report.md")
+    if report["skipped"]:
+        total = len(report["images"]) + len(report["skipped"])
+        print(f"evaluate: skipped {len(report['skipped'])} of {total} image pair(s) (listed "
+              "above); exit status 1", file=sys.stderr)
+        return 1
     return 0

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from pathlib import Path
+
+from keras_pbasr.utils.atomic_files import check_writable_folder, refuse_same_file
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,23 +28,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from keras_pbasr.export import ExportError, export
-    from keras_pbasr.presets import PresetError, from_preset
+    from keras_pbasr.presets import from_preset
 
     fmt = args.format or ("onnx" if args.output.suffix == ".onnx" else "saved_model")
-    if args.output.exists():
-        if not args.overwrite:
-            print(f"pbasr export: error: {args.output} exists; pass --overwrite to replace it",
-                  file=sys.stderr)
-            return 1
-        if args.output.is_dir():
-            shutil.rmtree(args.output)
-        else:
-            args.output.unlink()
+    if args.output.exists() and not args.overwrite:
+        raise FileExistsError(f"{args.output} exists; pass --overwrite to replace it")
+    refuse_same_file(args.output, [args.preset])
+    check_writable_folder(args.output.parent)
+    model = from_preset(args.preset)
     try:
-        model = from_preset(args.preset)
+        # The export is built beside OUTPUT and replaces it only once complete.
         path = export(model, args.output, format=fmt)
-    except (PresetError, ExportError, ValueError) as exc:
-        print(f"pbasr export: error: {exc}", file=sys.stderr)
+    except ExportError as exc:
+        print(f"pbasr: error: {exc}", file=sys.stderr)
         return 1
     print(f"wrote {fmt} to {path}")
     return 0

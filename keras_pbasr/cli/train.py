@@ -13,6 +13,8 @@ import argparse
 import json
 from pathlib import Path
 
+from keras_pbasr.utils.atomic_files import write_json_atomic
+
 DEFAULTS = {
     "output_dir": None,
     "backbone": {"class": "SRVGGNetCompact", "num_feat": 64, "num_conv": 32, "upscale": 4},
@@ -167,7 +169,7 @@ def train(config: dict) -> Path:
 
     output = Path(config["output_dir"])
     output.mkdir(parents=True, exist_ok=True)
-    (output / "config.json").write_text(json.dumps(config, indent=2))
+    write_json_atomic(output / "config.json", config)
     trainer = build_trainer(config)
     scale = getattr(trainer.generator(trainer.branches[0]), "scale", None)
     if scale is None:
@@ -177,7 +179,9 @@ def train(config: dict) -> Path:
     callbacks = [
         StopOnNonFiniteLoss(str(backup)),
         # Kept after the run: re-running the command then resumes (or finds nothing left to do).
-        keras.callbacks.BackupAndRestore(str(backup), delete_checkpoint=False),
+        # double_checkpoint: a checkpoint cut short by a crash falls back to the previous one.
+        keras.callbacks.BackupAndRestore(str(backup), delete_checkpoint=False,
+                                         double_checkpoint=True),
     ]
     if config["cfm"] and len(trainer.branches) == 2:
         callbacks.append(CrossFusion(**config["cfm"]))

@@ -7,7 +7,13 @@ import sys
 import time
 from pathlib import Path
 
-from keras_pbasr.utils.image_files import IMAGE_EXTENSIONS, find_image_files
+from keras_pbasr.utils.atomic_files import check_writable_folder, output_folder, refuse_same_file
+from keras_pbasr.utils.image_files import (
+    IMAGE_EXTENSIONS,
+    SkippedFiles,
+    check_image_suffix,
+    find_image_files,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,7 +24,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "not recursively) into OUTPUT (a file, or a folder that is created). Grayscale stays "
         "grayscale, alpha is kept, 16-bit stays 16-bit. Images are processed in overlapping "
         "tiles so memory stays bounded. Existing outputs are never replaced without "
-        "--overwrite, and an input is never written over.",
+        "--overwrite, and an input is never written over (hard links included). Outputs are "
+        "checked (known extension, writable folder) before the model loads; each file is "
+        "written to a temporary name and renamed, so an interrupted run leaves the old file or "
+        "none. In a folder run an unreadable or too large image (over $PBASR_MAX_IMAGE_PIXELS, "
+        "default 32 million) is skipped with one line; the run goes on and exits with status 1.",
     )
     p.add_argument("input", type=Path, help="image file or folder")
     p.add_argument("output", type=Path, help="output file, or folder (for a folder INPUT)")
@@ -27,8 +37,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="a built-in name (keras_pbasr.presets.list_presets()), a preset directory, "
         "hf://OWNER/REPO, kaggle://OWNER/MODEL/FRAMEWORK/VARIATION or https://...#sha256=HEX",
     )
-    p.add_argument("--tile", type=int, default=256,
-                   help="tile size in input pixels; 0 = whole image at once (default 256)")
+    p.add_argument("--tile", type=_tile_arg, default="auto",
+                   help="tile size in input pixels; 0 = whole image at once (the plain forward "
+                   "pass, as Real-ESRGAN runs it); auto (default) = whole image up to 512x512 "
+                   "input pixels, 256-pixel tiles above")
     p.add_argument("--tile-overlap", type=int, default=32,
                    help="pixels shared by neighbouring tiles (default 32)")
     p.add_argument("--outscale", type=float, default=None,
@@ -42,6 +54,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="output format for folders, e.g. png (default: the input's, or png "
                    "where the input's cannot hold the result)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--clip", action="store_true",
+                   help="clip float input pixels to [0, 1] instead of refusing values outside")
     p.set_defaults(func=run)
 
 
@@ -74,10 +88,10 @@ def plan_outputs(input_path: Path, output: Path, ext: str | None) -> list[tuple[
     outputs = [out for _, out in pairs]
     if len(set(outputs)) != len(outputs):
         raise ValueError("several inputs share a stem and would write the same output; use --ext")
-    inputs = {f.resolve() for f in files}
     for out in outputs:
-        if out.resolve() in inputs:
-            raise ValueError(f"refusing to write over the input image {out}")
+        check_image_suffix(out)
+        refuse_same_file(out, files)
+    check_writable_folder(outputs[0].parent)
     return pairs
 
 
@@ -97,56 +111,62 @@ def _fit_suffix(out: Path, image) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     from keras_pbasr.inference import read_image, upscale, write_image
-    from keras_pbasr.inference.image_io import UnsupportedImageError
-    from keras_pbasr.presets import PresetError, from_preset
+    from keras_pbasr.presets import from_preset
 
-    try:
-        pairs = plan_outputs(args.input, args.output, args.ext)
-        existing = [out for _, out in pairs if out.exists()]
-        if existing and not args.overwrite:
-            raise FileExistsError(
-                f"{len(existing)} output(s) exist, e.g. {existing[0]}; pass --overwrite to "
-                "replace them"
-            )
-        model = from_preset(args.preset)
-    except (PresetError, FileExistsError, FileNotFoundError, NotADirectoryError,
-            ValueError) as exc:
-        print(f"pbasr upscale: error: {exc}", file=sys.stderr)
-        return 1
+    pairs = plan_outputs(args.input, args.output, args.ext)
+    existing = [out for _, out in pairs if out.exists()]
+    if existing and not args.overwrite:
+        raise FileExistsError(
+            f"{len(existing)} output(s) exist, e.g. {existing[0]}; pass --overwrite to "
+            "replace them"
+        )
+    model = from_preset(args.preset)
 
-    inputs = {source.resolve() for source, _ in pairs}
+    inputs = [source for source, _ in pairs]
     start = time.perf_counter()
     total = len(pairs)
-    failures = 0
-    for index, (source, out) in enumerate(pairs, 1):
-        label = f"[{index}/{total}] {source.name}"
+    skipped = SkippedFiles("upscale")
+    with output_folder(pairs[0][1].parent):
+        for index, (source, out) in enumerate(pairs, 1):
+            label = f"[{index}/{total}] {source.name}"
 
-        def progress(done: int, tiles: int, label: str = label) -> None:
-            width = 24
-            filled = width * done // tiles
-            bar = "#" * filled + "." * (width - filled)
-            print(f"\r{label} [{bar}] {done}/{tiles} tiles", end="", file=sys.stderr, flush=True)
+            def progress(done: int, tiles: int, label: str = label) -> None:
+                width = 24
+                filled = width * done // tiles
+                bar = "#" * filled + "." * (width - filled)
+                print(f"\r{label} [{bar}] {done}/{tiles} tiles", end="", file=sys.stderr,
+                      flush=True)
 
-        try:
-            image = read_image(source)
-            result = upscale(
-                model, image, tile=args.tile or None, tile_overlap=args.tile_overlap,
-                outscale=args.outscale, alpha=args.alpha, precision=args.precision,
-                batch_size=args.batch_size, progress=progress,
-            )
+            image = skipped.attempt(source, lambda source=source: read_image(source))
+            if image is None:
+                continue
+            try:
+                result = upscale(
+                    model, image, tile=args.tile, tile_overlap=args.tile_overlap,
+                    outscale=args.outscale, alpha=args.alpha, precision=args.precision,
+                    batch_size=args.batch_size, progress=progress, clip=args.clip,
+                )
+            except ValueError as error:
+                raise ValueError(f"{source}: {error}") from error
             out = _fit_suffix(out, result)
-            if out.resolve() in inputs:
-                raise ValueError(f"refusing to write over the input image {out}")
+            refuse_same_file(out, inputs)
             if out.exists() and not args.overwrite:
                 raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
-            out.parent.mkdir(parents=True, exist_ok=True)
             write_image(out, result)
-        except (UnsupportedImageError, FileExistsError, ValueError, OSError) as exc:
-            failures += 1
-            print(f"\n{label}: error: {exc}", file=sys.stderr)
-            continue
-        print(f"\r{label} -> {out} ({result.shape[1]}x{result.shape[0]})" + " " * 20,
-              file=sys.stderr)
+            print(f"\r{label} -> {out} ({result.shape[1]}x{result.shape[0]})" + " " * 20,
+                  file=sys.stderr)
     elapsed = time.perf_counter() - start
-    print(f"upscaled {total - failures} of {total} image(s) in {elapsed:.1f} s", file=sys.stderr)
-    return 1 if failures else 0
+    print(f"upscaled {total - len(skipped)} of {total} image(s) in {elapsed:.1f} s",
+          file=sys.stderr)
+    if len(skipped):
+        print(skipped.summary(total), file=sys.stderr)
+    return skipped.exit_code
+
+
+def _tile_arg(value: str) -> int | str:
+    if value == "auto":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a number, got {value!r}") from None

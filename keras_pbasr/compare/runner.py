@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_pbasr.utils.atomic_files import atomic_output, write_json_atomic
+
 BACKEND_MODULES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
 # Architecture names accepted by --arch, with the class in keras_pbasr.models.
 ARCHITECTURES = {
@@ -87,7 +89,8 @@ def compare_backends(
     x = rng.random((1, h, w, model.input_shape[-1]), dtype=np.float32)
     model(x)
     shared_preset = save_to_preset(model, work / "preset")
-    np.save(work / "input.npy", x)
+    with atomic_output(work / "input.npy") as tmp:
+        np.save(tmp, x)
     training_spec = {}
     if train_steps:
         from keras_pbasr.compare.training import write_training_inputs
@@ -110,7 +113,7 @@ def compare_backends(
             "seed": seed, "out_dir": str(backend_dir), **training_spec,
         }
         spec_path = backend_dir / "spec.json"
-        spec_path.write_text(json.dumps(spec))
+        write_json_atomic(spec_path, spec)
         print(f"[compare-backends] running {backend} ...", file=sys.stderr, flush=True)
         proc = subprocess.run(
             [sys.executable, "-m", "keras_pbasr.compare.worker", str(spec_path)],

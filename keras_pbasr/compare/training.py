@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_pbasr.utils.atomic_files import atomic_output
+
 # Discriminator width for the comparison: narrower than the recipe's 64 to keep CPU runs short.
 DISCRIMINATOR_FEAT = 32
 # The comparison trains with SGD: each weight then moves by lr * gradient, so the backends'
@@ -46,7 +48,8 @@ def write_training_inputs(generator, lr_size: tuple[int, int], work: Path, seed:
         "mask": mask,
         "is_blur": np.array([0, 0, 1, 1], np.float32),
     }
-    np.savez(work / "batch.npz", **batch)
+    with atomic_output(work / "batch.npz") as tmp:
+        np.savez(tmp, **batch)
     return {
         "d_general": str(save_to_preset(d_general, work / "d_general")),
         "d_blur": str(save_to_preset(d_blur, work / "d_blur")),
@@ -81,7 +84,8 @@ def train_for_comparison(generator, spec: dict, out_dir: Path) -> dict:
         logs = trainer.train_on_batch(batch, return_dict=True)
         times.append(time.perf_counter() - t0)
     trained = trainer.get_weights()
-    np.savez(out_dir / "trained.npz", **{f"w{i:04d}": w for i, w in enumerate(trained)})
+    with atomic_output(out_dir / "trained.npz") as tmp:
+        np.savez(tmp, **{f"w{i:04d}": w for i, w in enumerate(trained)})
     steady = times[1:] or times
     return {
         "steps": len(times),

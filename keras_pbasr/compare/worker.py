@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_pbasr.utils.atomic_files import atomic_output, write_json_atomic
+
 
 def _gpu_peak_bytes(backend: str) -> int | None:
     if backend == "torch":
@@ -53,7 +55,8 @@ def run(spec: dict) -> dict:
         return keras.ops.convert_to_numpy(model(x, training=False))
 
     output = eager()
-    np.save(out_dir / "output.npy", output)
+    with atomic_output(out_dir / "output.npy") as tmp:
+        np.save(tmp, output)
     latency = {"eager": time_callable(eager, warmup, repeats)}
     try:
         model.compile(jit_compile=True)
@@ -91,7 +94,7 @@ def main() -> int:
             "status": f"failed: {type(exc).__name__}: {exc}"[:1000],
             "traceback": traceback.format_exc()[-4000:],
         }
-    (Path(spec["out_dir"]) / "result.json").write_text(json.dumps(result, indent=2))
+    write_json_atomic(Path(spec["out_dir"]) / "result.json", result)
     return 0
 
 

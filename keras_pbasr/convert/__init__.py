@@ -1,9 +1,17 @@
-"""Converting official PyTorch checkpoints into keras_pbasr models and presets.
+"""Converting official PyTorch checkpoints and ncnn models into keras_pbasr models and presets.
 
-torch is imported only when a checkpoint is read.
+torch is imported only when a checkpoint is read. ncnn models (.param + .bin) are read in
+pure Python (`keras_pbasr.convert.ncnn`); `keras_pbasr.presets.convert_ncnn` writes them as
+preset directories.
 """
 
 from keras_pbasr.convert.checkpoint_conversion import convert_checkpoint
+from keras_pbasr.convert.ncnn import (
+    NcnnFormatError,
+    read_ncnn_model,
+    recognise_ncnn_graph,
+)
+from keras_pbasr.convert.ncnn_conversion import ncnn_bytes_to_model, ncnn_to_model
 from keras_pbasr.convert.registry import (
     ArchitectureConverter,
     ConversionError,
@@ -21,11 +29,16 @@ __all__ = [
     "CheckpointError",
     "ConversionError",
     "ConversionReport",
+    "NcnnFormatError",
     "WeightTarget",
     "available_converters",
     "convert_checkpoint",
     "get_converter",
     "infer_converter",
     "load_torch_state_dict",
+    "ncnn_bytes_to_model",
+    "ncnn_to_model",
+    "read_ncnn_model",
+    "recognise_ncnn_graph",
     "register_converter",
 ]

@@ -17,11 +17,13 @@ from keras_pbasr.convert.registry import (
 )
 from keras_pbasr.convert.torch_checkpoint import (
     DEFAULT_STATE_DICT_KEYS,
+    check_finite_weights,
     read_torch_checkpoint,
     select_state_dict,
     state_dict_to_numpy,
     strip_module_prefix,
 )
+from keras_pbasr.utils.atomic_files import check_writable_folder, output_folder, refuse_same_file
 
 # Subfolders of the output preset that hold the two PBaSR branches (save_branches=True).
 GENERAL_BRANCH_DIR = "general_branch"
@@ -37,6 +39,7 @@ def convert_checkpoint(
     save_branches: bool = False,
     overwrite: bool = False,
     config_overrides: dict | None = None,
+    allow_non_finite: bool = False,
 ) -> Path:
     """Converts a PyTorch checkpoint into a preset directory and returns its path.
 
@@ -55,7 +58,13 @@ def convert_checkpoint(
             presets in `output_dir/general_branch` and `output_dir/blur_branch`.
         overwrite: allow writing into a non-empty `output_dir`.
         config_overrides: constructor arguments that the keys cannot tell (e.g.
-            {"act_type": "leakyrelu"} for SRVGGNetCompact without PReLU weights).
+            {"act_type": "leakyrelu"} for SRVGGNetCompact without PReLU weights); a name
+            the architecture does not have raises ConversionError listing the valid ones.
+        allow_non_finite: convert a checkpoint with NaN or infinite weights (refused by
+            default: such a model outputs NaN, i.e. black, images).
+
+    The checkpoint's zip CRCs are checked, and the output directory is checked before the
+    checkpoint is read; each file of the preset is written atomically.
 
     Example:
     >>> convert_checkpoint("RealESRGAN_x4plus.pth", "presets/realesrgan_x4")  # doctest: +SKIP
@@ -64,11 +73,19 @@ def convert_checkpoint(
     from keras_pbasr.presets.preset_io import file_sha256, save_to_preset
 
     path, output_dir = Path(path), Path(output_dir)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise NotADirectoryError(f"{output_dir} is a file; the preset is a directory")
     if output_dir.exists() and any(output_dir.iterdir()) and not overwrite:
-        raise FileExistsError(f"{output_dir} exists and is not empty; pass overwrite=True")
+        raise FileExistsError(
+            f"{output_dir} exists and is not empty; pass --overwrite (overwrite=True) to "
+            "write into it"
+        )
+    refuse_same_file(output_dir, [path])
+    check_writable_folder(output_dir)
     checkpoint = read_torch_checkpoint(path)
     state_dict, used_key = _select_weights(checkpoint, key, str(path))
     weights = state_dict_to_numpy(state_dict)
+    check_finite_weights(weights, str(path), allow_non_finite)
 
     metadata = {
         "source_file": path.name,
@@ -91,7 +108,8 @@ def convert_checkpoint(
     converter = get_converter(arch) if arch else infer_converter(weights, str(path))
     model, report = convert_weights(converter, weights, strict, config_overrides, str(path))
     metadata.update(arch=converter.name, conversion=report.as_dict())
-    save_to_preset(model, output_dir, metadata=metadata, overwrite=overwrite)
+    with output_folder(output_dir):  # a failed save leaves no empty folder
+        save_to_preset(model, output_dir, metadata=metadata, overwrite=overwrite)
 
     if save_branches and branches is not None:
         for name, folder, prefix in (

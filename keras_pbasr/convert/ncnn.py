@@ -223,10 +223,12 @@ class _BlobReader:
             return np.frombuffer(data, "<f2").astype(np.float32), "float16"
         if tag in (TAG_FLOAT32, TAG_FLOAT32_RAW):
             return self.floats32(count, layer, "float32 weights"), "float32"
-        kind = "int8" if tag == TAG_INT8 else "quantised (lookup table)"
+        kind = "int8 weights" if tag == TAG_INT8 else (
+            "a quantisation table, or the .bin does not belong to this .param"
+        )
         raise NcnnFormatError(
-            f"{self.source}: {layer.describe()} stores {kind} weights (tag 0x{tag:08X} at byte "
-            f"offset {tag_offset}); only float16 and float32 storage are supported"
+            f"{self.source}: {layer.describe()}: storage tag 0x{tag:08X} at byte offset "
+            f"{tag_offset} ({kind}); only float16 and float32 storage are supported"
         )
 
 
@@ -249,7 +251,7 @@ def read_bin(layers: list[NcnnLayer], blob: bytes, source: str = "the .bin file"
     file holds exactly what the layers need.
 
     Example:
-    >>> layers = parse_param("7767517\\n1 1\\nPReLU p 0 1 x 0=2\\n")
+    >>> layers = parse_param("7767517\\n2 2\\nInput i 0 1 x\\nPReLU p 1 1 x y 0=2\\n")
     >>> read_bin(layers, np.float32([0.25, 0.5]).tobytes()).arrays["p"]["slope"]
     array([0.25, 0.5 ], dtype=float32)
     """
@@ -312,7 +314,13 @@ def read_ncnn_model(param_path: str | Path, bin_path: str | Path | None = None) 
 def read_ncnn_bytes(
     param_text: str, bin_bytes: bytes, param_source: str = ".param", bin_source: str = ".bin"
 ) -> NcnnModel:
-    """`read_ncnn_model` for contents already in memory (e.g. read from a wheel)."""
+    """`read_ncnn_model` for contents already in memory (e.g. read from a wheel).
+
+    Example:
+    >>> text = "7767517\\n2 2\\nInput i 0 1 x\\nPReLU p 1 1 x y 0=1\\n"
+    >>> read_ncnn_bytes(text, np.float32([0.1]).tobytes()).storage
+    {}
+    """
     model = read_bin(parse_param(param_text, param_source), bin_bytes, bin_source)
     model.source = param_source
     return model
@@ -320,10 +328,20 @@ def read_ncnn_bytes(
 
 def check_channels(model: NcnnModel) -> None:
     """Propagates channel counts through the graph and refuses a Convolution whose weights do
-    not fit the channels of the blob it reads (or a PReLU whose slopes do not)."""
+    not fit the channels of the blob it reads (or a PReLU whose slopes do not).
+
+    Example (`read_bin` runs it):
+    >>> text = "7767517\\n2 2\\nInput in 0 1 data 2=3\\nConvolution c 1 1 data y 0=1 1=1 6=2"
+    >>> read_bin(parse_param(text), bytes(4) + np.zeros(2, "<f4").tobytes())
+    Traceback (most recent call last):
+    ...
+    keras_pbasr.convert.ncnn.NcnnFormatError: ... has weights for 2 input channels but blob ...
+    """
     channels: dict[str, int] = {}
     for layer in model.layers:
         known = [channels.get(b) for b in layer.inputs]
+        if layer.type != "Input" and not layer.inputs:
+            raise NcnnFormatError(f"{model.source}: {layer.describe()} reads no blob")
         if layer.type == "Input":
             count = layer.param(2)
             for blob in layer.outputs:

@@ -20,15 +20,24 @@ from keras_pbasr.convert.ncnn import (
     recognise_ncnn_graph,
 )
 from keras_pbasr.convert.registry import ConversionError, get_converter
+from keras_pbasr.convert.torch_checkpoint import check_finite_weights
 
 
-def ncnn_to_model(model: NcnnModel) -> tuple[keras.Model, dict]:
+def ncnn_to_model(model: NcnnModel, allow_non_finite: bool = False) -> tuple[keras.Model, dict]:
     """Builds the Keras model an ncnn graph describes, with its weights.
 
     Returns the model and the conversion metadata (architecture, description, report,
-    weight storage). Raises NcnnFormatError / ConversionError naming the layer at fault.
+    weight storage). Raises NcnnFormatError / ConversionError naming the layer at fault, and
+    CheckpointError for NaN or infinite weights unless `allow_non_finite`.
+
+    Example:
+    >>> from keras_pbasr.convert.ncnn import read_ncnn_model
+    >>> model, meta = ncnn_to_model(read_ncnn_model("X4PLUS.param"))  # doctest: +SKIP
+    >>> meta["ncnn_graph"]  # doctest: +SKIP
+    'RRDBNet x4, 23 blocks, 64 features, growth 32'
     """
     found = recognise_ncnn_graph(model)
+    check_finite_weights(found.state_dict, model.source, allow_non_finite)
     converter = get_converter(found.arch)
     try:
         keras_model, report = convert_weights(
@@ -50,16 +59,26 @@ def ncnn_to_model(model: NcnnModel) -> tuple[keras.Model, dict]:
 
 
 def ncnn_bytes_to_model(
-    param_bytes: bytes, bin_bytes: bytes, param_name: str, bin_name: str
+    param_bytes: bytes,
+    bin_bytes: bytes,
+    param_name: str,
+    bin_name: str,
+    allow_non_finite: bool = False,
 ) -> tuple[keras.Model, dict]:
     """Reads an ncnn model from its file contents and converts it: returns the Keras model
     and the preset metadata (source files with their sha256 and size, architecture,
-    conversion report)."""
+    conversion report).
+
+    Example:
+    >>> model, meta = ncnn_bytes_to_model(param, weights, "m.param", "m.bin")  # doctest: +SKIP
+    """
     try:
         text = param_bytes.decode("utf-8")
     except UnicodeDecodeError:
         raise NcnnFormatError(f"{param_name} is not a text ncnn .param file") from None
-    keras_model, conversion = ncnn_to_model(read_ncnn_bytes(text, bin_bytes, param_name, bin_name))
+    keras_model, conversion = ncnn_to_model(
+        read_ncnn_bytes(text, bin_bytes, param_name, bin_name), allow_non_finite
+    )
     sources = [
         {"file": name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
         for name, data in ((param_name, param_bytes), (bin_name, bin_bytes))

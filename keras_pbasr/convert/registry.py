@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 import keras
 import numpy as np
 
+from keras_pbasr.utils.arguments import UnknownArgumentError
+
 # Modules that define and register converters; add yours here (one line).
 CONVERTER_MODULES = [
     "keras_pbasr.models.rrdbnet.rrdbnet_convert",
@@ -136,7 +138,12 @@ class ArchitectureConverter:
     ) -> tuple[keras.Model, ConversionReport]:
         """Infers the config, builds the model and assigns the weights."""
         config = {**self.config_from_state_dict(state_dict), **(config_overrides or {})}
-        model = self.build(config)
+        try:
+            model = self.build(config)
+        except UnknownArgumentError as exc:
+            raise ConversionError(
+                f"config override(s) (CLI: --set) {sorted(config_overrides or {})}: {exc}"
+            ) from exc
         return model, self.assign(model, state_dict, strict=strict, config=config)
 
     def assign(

@@ -44,6 +44,8 @@ def read_torch_checkpoint(path: str | Path) -> object:
             f"{path} is truncated or corrupt: its zip archive has no central directory "
             f"({path.stat().st_size} bytes); download or copy it again"
         )
+    if is_zip_container:
+        check_zip_crcs(path)
     try:
         import torch
     except ImportError:
@@ -54,7 +56,9 @@ def read_torch_checkpoint(path: str | Path) -> object:
         raise CheckpointError(f"{path} is truncated: the pickle ended early ({exc})") from exc
     except Exception as exc:  # torch raises several types (UnpicklingError, RuntimeError, ...)
         text = str(exc)
-        if "Weights only load failed" in text:
+        # torch words every refused pickle as "Weights only load failed"; only an unsupported
+        # GLOBAL (a class or function the pickle names) is code that loading would run.
+        if "Weights only load failed" in text and "GLOBAL" in text:
             raise CheckpointError(
                 f"{path} holds objects other than tensors and plain containers; it is not "
                 "loaded because that would execute code from the file. Re-save its state "
@@ -62,9 +66,50 @@ def read_torch_checkpoint(path: str | Path) -> object:
             ) from exc
         if is_zip_container:
             raise CheckpointError(f"{path} is a corrupt PyTorch checkpoint: {text}") from exc
+        detail = "not a pickle of tensors" if "Weights only load failed" in text else (
+            f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}")
+        raise CheckpointError(f"{path} is not a PyTorch checkpoint ({detail})") from exc
+
+
+def check_zip_crcs(path: Path) -> None:
+    """Raises CheckpointError naming the first member of a zip checkpoint whose CRC fails
+    (torch.load does not check them, so a flipped byte would load as a wrong weight)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad_member = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise CheckpointError(f"{path} is a corrupt zip archive ({exc})") from exc
+    if bad_member is not None:
         raise CheckpointError(
-            f"{path} is not a PyTorch checkpoint (torch.load failed: {text.splitlines()[0]})"
-        ) from exc
+            f"{path} is corrupt: member {bad_member} fails its CRC check; download or copy "
+            "the file again"
+        )
+
+
+def check_finite_weights(
+    arrays: Mapping[str, np.ndarray], source: str, allow_non_finite: bool = False
+) -> None:
+    """Raises CheckpointError listing the floating tensors with NaN or infinite values
+    (a model with them outputs NaN or black images), unless `allow_non_finite`.
+
+    Example:
+    >>> check_finite_weights({"w": np.ones(3, np.float32)}, "a.pth")
+    """
+    if allow_non_finite:
+        return
+    bad = {
+        name: int(array.size - np.count_nonzero(np.isfinite(array)))
+        for name, array in arrays.items()
+        if np.issubdtype(np.asarray(array).dtype, np.floating) and not np.isfinite(array).all()
+    }
+    if bad:
+        listed = ", ".join(f"{name} ({count})" for name, count in list(bad.items())[:8])
+        more = f", ... ({len(bad)} tensors)" if len(bad) > 8 else ""
+        raise CheckpointError(
+            f"{source} has NaN or infinite weights in {listed}{more}; it would produce NaN "
+            "(black) images. Pass --allow-non-finite (allow_non_finite=True) to convert it "
+            "anyway"
+        )
 
 
 def _read_without_torch(path: Path) -> object:
@@ -138,13 +183,14 @@ def state_dict_to_numpy(state_dict: Mapping[str, object]) -> dict[str, np.ndarra
 
 
 def load_torch_state_dict(
-    path: str | Path, key: str | None = None
+    path: str | Path, key: str | None = None, allow_non_finite: bool = False
 ) -> dict[str, np.ndarray]:
     """Reads a .pth/.pt file and returns its state dict as numpy arrays.
 
     `key` selects the entry holding the weights (e.g. "params_ema" or "params"); by default
     the first of params_ema, params, state_dict, model is used, or the file itself when it
-    is a bare state dict.
+    is a bare state dict. NaN or infinite weights raise CheckpointError unless
+    `allow_non_finite`.
 
     Example:
     >>> sd = load_torch_state_dict("RealESRGAN_x4plus.pth")  # doctest: +SKIP
@@ -152,7 +198,9 @@ def load_torch_state_dict(
     (64, 3, 3, 3)
     """
     state_dict, _ = select_state_dict(read_torch_checkpoint(path), key, source=str(path))
-    return state_dict_to_numpy(state_dict)
+    arrays = state_dict_to_numpy(state_dict)
+    check_finite_weights(arrays, str(path), allow_non_finite)
+    return arrays
 
 
 def strip_module_prefix(name: str) -> str:

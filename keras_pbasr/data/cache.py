@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_pbasr.utils.atomic_files import atomic_output
+
 BATCH_KEYS = ("lr", "hr", "mask", "is_blur")
 
 
@@ -36,7 +38,8 @@ def write_batch_cache(batches: Iterable, path: str | os.PathLike, num_batches: i
         raise ValueError(f"the dataset ended after {len(stored['hr'])} of {num_batches} batches")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, **{key: np.stack(values) for key, values in stored.items()})
+    with atomic_output(path) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, **{key: np.stack(values) for key, values in stored.items()})
     return path
 
 

@@ -5,7 +5,7 @@ stateless seed (shape [2] integers); they return the LR patch, float32 (H/scale,
 in [0, 1]. The same seed gives the same LR. Randomness comes only from stateless ops keyed
 from that seed (`StatelessRng`), so element order and parallelism do not change results.
 
-Differences from the public PyTorch/numpy code (documented in notes/issue-5-data.md):
+Differences from the public PyTorch/numpy code (documented in docs/differences.md):
 - Convolution is done with FFTs on a reflect-padded image (identical to a direct convolution
   with reflect/mirror boundaries up to float32 round-off).
 - Bicubic is TensorFlow's Keys cubic (a = -0.5); OpenCV and PyTorch use a = -0.75.

@@ -1,4 +1,8 @@
-"""Counting and reporting of bad input files (on_error="skip")."""
+"""Counting and reporting of bad input files (on_error="skip").
+
+Each skipped file prints one line through the package's shared folder-run policy
+(`keras_pbasr.utils.image_files.SkippedFiles`), as `pbasr upscale`, `blurmap` and `evaluate` do.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ import threading
 from dataclasses import dataclass
 
 import keras
+
+from keras_pbasr.utils.image_files import SkippedFiles
 
 logger = logging.getLogger("keras_pbasr.data")
 
@@ -25,11 +31,17 @@ class DataErrorCounter:
         self._lock = threading.Lock()
         self._errors: list[DataError] = []
         self._reported = 0
+        self._lines = SkippedFiles("training data")
 
     def add(self, path: str, reason: str, stage: str) -> None:
         with self._lock:
             self._errors.append(DataError(str(path), reason, stage))
-        logger.warning("skipping %s (%s): %s", path, stage, reason)
+        self._lines.skip(path, f"{reason} ({stage})")
+
+    @property
+    def exit_code(self) -> int:
+        """1 when any file was skipped (the CLI's exit status), else 0."""
+        return self._lines.exit_code
 
     @property
     def errors(self) -> list[DataError]:

@@ -27,6 +27,8 @@ from keras_pbasr.utils.image_files import (
     SIXTEEN_BIT_MODES,
     ImageNotFoundError,
     ImageReadError,
+    ImageTooLargeError,
+    check_pixel_count,
     exif_orientation,
     find_image_files,
     image_to_float_rgb,
@@ -83,6 +85,7 @@ def image_header(path: str | os.PathLike) -> dict:
         with Image.open(path) as image:
             orientation = exif_orientation(image)
             width, height = image.size
+            check_pixel_count(path, width, height)
             # 16-bit RGB PNGs are opened by Pillow as 8-bit RGB; their header says bit depth 16.
             # Mode I (32-bit integer) counts too: only the Pillow reader decodes it.
             sixteen_bit = image.mode in (*SIXTEEN_BIT_MODES, "I") or (
@@ -91,6 +94,10 @@ def image_header(path: str | os.PathLike) -> dict:
             fmt, mode = image.format, image.mode
     except FileNotFoundError as error:
         raise ImageNotFoundError(f"{path}: file not found") from error
+    except ImageReadError:
+        raise
+    except Image.DecompressionBombError as error:
+        raise ImageTooLargeError(f"{path}: refused as a decompression bomb ({error})") from error
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise ImageReadError(f"{path}: unreadable or corrupt image ({error})") from error
     if orientation in (5, 6, 7, 8):  # rotated by 90 degrees

@@ -88,3 +88,27 @@ def feather_weights(starts: list[int], tile: int, size: int, overlap: int) -> li
     if np.any(total <= 0):
         raise ValueError(f"tiles {starts} of {tile} px leave part of {size} px without weight")
     return [(w / total[s : s + tile]).astype(np.float32) for s, w in zip(starts, raw)]
+
+
+# tile="auto": the whole image in one forward pass up to this many input pixels (what
+# Real-ESRGAN's inference does by default, tile=0, so the output is the official one; x4plus
+# peaks at about 3 GB on a 512x512 input), tiles of AUTO_TILE_SIZE above it.
+AUTO_WHOLE_IMAGE_PIXELS = 512 * 512
+AUTO_TILE_SIZE = 256
+
+
+def resolve_tile(tile: int | str | None, height: int, width: int) -> int | None:
+    """The tile size to use for an image: None (whole image) or a size in input pixels.
+
+    `tile` is a size, None / 0 (whole image) or "auto" (whole image up to
+    AUTO_WHOLE_IMAGE_PIXELS input pixels, else AUTO_TILE_SIZE tiles).
+
+    Example:
+    >>> resolve_tile("auto", 480, 320), resolve_tile("auto", 1000, 1500), resolve_tile(0, 9, 9)
+    (None, 256, None)
+    """
+    if tile == "auto":
+        return None if height * width <= AUTO_WHOLE_IMAGE_PIXELS else AUTO_TILE_SIZE
+    if isinstance(tile, str) or (tile is not None and tile < 0):
+        raise ValueError(f"tile must be 'auto', None or a size >= 0, got {tile!r}")
+    return tile or None

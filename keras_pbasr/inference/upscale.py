@@ -22,7 +22,13 @@ import keras
 import numpy as np
 
 from keras_pbasr.inference.image_io import read_image
-from keras_pbasr.inference.tiling import feather_weights, pad_symmetric, tile_starts
+from keras_pbasr.inference.tiling import (
+    feather_weights,
+    pad_symmetric,
+    resolve_tile,
+    tile_starts,
+)
+from keras_pbasr.utils.image_files import check_float_pixels
 
 # Side of the blank image run once to find the scale of a model without a `scale` attribute.
 _SCALE_PROBE_SIZE = 16
@@ -160,7 +166,7 @@ def _run_network(
     image: np.ndarray,
     scale: int,
     multiple: int,
-    tile: int | None,
+    tile: int | str | None,
     tile_overlap: int,
     batch_size: int,
     progress: ProgressCallback | None,
@@ -171,6 +177,7 @@ def _run_network(
     tiles and their offsets are multiples of it.
     """
     height, width = image.shape[:2]
+    tile = resolve_tile(tile, height, width)
     padded = pad_symmetric(image, multiple)
     padded_h, padded_w = padded.shape[:2]
     if tile:
@@ -227,14 +234,15 @@ def _resize(image: np.ndarray, size: tuple[int, int], lanczos: bool = True) -> n
     return np.stack(channels, axis=-1)
 
 
-def _to_float(array: np.ndarray) -> tuple[np.ndarray, Any]:
-    """Array -> float32 [0, 1] (H, W, C) and the dtype to convert back to."""
+def _to_float(array: np.ndarray, clip: bool = False) -> tuple[np.ndarray, Any]:
+    """Array -> float32 [0, 1] (H, W, C) and the dtype to convert back to; float input is
+    checked by `check_float_pixels` (non-finite values and values outside [0, 1] raise)."""
     if array.dtype == np.uint8:
         scaled = array.astype(np.float32) / 255.0
     elif array.dtype == np.uint16:
         scaled = array.astype(np.float32) / 65535.0
     elif np.issubdtype(array.dtype, np.floating):
-        scaled = array.astype(np.float32)
+        scaled = check_float_pixels(array.astype(np.float32), clip, "the input image")
     else:
         raise TypeError(
             f"unsupported pixel type {array.dtype}: use uint8, uint16 or float in [0, 1]"
@@ -274,8 +282,9 @@ def _upscale_one(
     alpha: str,
     batch_size: int,
     progress: ProgressCallback | None,
+    clip: bool = False,
 ) -> np.ndarray:
-    image, dtype = _to_float(array)
+    image, dtype = _to_float(array, clip)
     height, width, channels = image.shape
 
     def network(x: np.ndarray) -> np.ndarray:
@@ -325,13 +334,14 @@ def upscale(
     model_or_preset: keras.Model | str | Path,
     image: Any,
     *,
-    tile: int | None = 256,
+    tile: int | str | None = "auto",
     tile_overlap: int = 32,
     outscale: float | None = None,
     alpha: str = "model",
     precision: str = "float32",
     batch_size: int = 4,
     progress: ProgressCallback | None = None,
+    clip: bool = False,
 ) -> Any:
     """Super-resolves one image or many, returning the same kind as given.
 
@@ -344,7 +354,11 @@ def upscale(
             batch (N, H, W, C), uint8, uint16 or float in [0, 1] (returns the same dtype and
             layout), or a list of any of these (returns a list).
         tile: tile size in input pixels (rounded down to the model's size multiple); `None`
-            or 0 runs the whole padded image at once.
+            or 0 runs the whole image at once, which is the plain forward pass `model(x)` that
+            Real-ESRGAN's inference runs by default; "auto" (default) does that up to
+            512x512 input pixels and uses 256-pixel tiles above (memory stays bounded; tile
+            seams then differ from the plain forward: for x4plus, whose receptive field spans
+            hundreds of pixels, by up to ~20 levels on a few % of 8-bit values).
         tile_overlap: input pixels shared by neighbouring tiles; a quarter of it on each
             side is discarded and half is cross-faded. It should cover 4x the network's
             effective receptive radius for seamless output. Every kept pixel has at least
@@ -360,6 +374,9 @@ def upscale(
             model's current weights, on later calls).
         batch_size: tiles per forward pass.
         progress: called as progress(done_tiles, total_tiles) for every image processed.
+        clip: float input only: clip values outside [0, 1] instead of raising ValueError.
+            NaN or infinite values always raise ValueError with their count; integer input
+            is scaled by its dtype's range.
 
     Between calls it keeps only per-model caches (the compiled predictor and the mixed
     precision copy, dropped with the model), so threads may call it concurrently.
@@ -399,6 +416,7 @@ def upscale(
         alpha=alpha,
         batch_size=batch_size,
         progress=progress,
+        clip=clip,
     )
     return _upscale_any(image, options)
 

@@ -48,7 +48,7 @@ def cubic_phases(numerator: int, denominator: int) -> list[tuple[int, np.ndarray
 
     Example:
     >>> [(o, w.round(4).tolist()) for o, w in cubic_phases(1, 2)]
-    [(0, [-0.0703, 0.5703, 0.5703, -0.0703])]
+    [(0, [-0.0938, 0.5938, 0.5938, -0.0938])]
     """
     phases = []
     for j in range(numerator):
@@ -66,7 +66,7 @@ class CubicResize(keras.layers.Layer):
 
     Example:
     >>> import numpy as np
-    >>> CubicResize(3, 4)(np.zeros((1, 8, 12, 3), "float32")).shape
+    >>> tuple(CubicResize(3, 4)(np.zeros((1, 8, 12, 3), "float32")).shape)
     (1, 6, 9, 3)
     """
 

@@ -11,6 +11,7 @@ from keras import ops
 
 from keras_pbasr.metrics import gmsd, niqe, perceptual, psnr, ssim, vif, vsi
 from keras_pbasr.metrics.regions import REGIONS, region_weight
+from keras_pbasr.utils.image_files import check_float_pixels
 
 
 def _lpips_vgg(sr, hr, weight=None, **kwargs):
@@ -74,6 +75,14 @@ def check_metric_names(names) -> list[str]:
     return names
 
 
+def _checked_pixels(images, clip: bool, what: str):
+    """Float images checked (and clipped) by `check_float_pixels`; others unchanged."""
+    array = np.asarray(ops.convert_to_numpy(images))
+    if not np.issubdtype(array.dtype, np.floating):
+        return images
+    return check_float_pixels(array, clip, f"the {what} images")
+
+
 def compute_metric(
     name: str,
     sr,
@@ -83,13 +92,24 @@ def compute_metric(
     region: str = "all",
     crop_border: int = 0,
     color_space: str = "yiq",
+    clip: bool = False,
 ) -> np.ndarray:
     """One metric for a batch (N, H, W, 3) in [0, 1] -> float64 numpy (N,).
 
     region "blur"/"sharp" restricts full-reference metrics with the blur map `mask`
     (0 = blurred, 255 = sharp; (N, H, W) or (N, H, W, 1) at HR size). No-reference metrics
     (NIQE) ignore regions: they are defined on the whole image only.
+
+    Float `sr` / `hr` with NaN or infinite values raise ValueError with their count; values
+    outside [0, 1] raise ValueError unless `clip=True`, which clips them.
+
+    Example:
+    >>> x = np.full((1, 16, 16, 3), 0.5, np.float32)
+    >>> float(compute_metric("psnr", x * 0.9, x)[0]) > 20
+    True
     """
+    sr = _checked_pixels(sr, clip, "sr")
+    hr = None if hr is None else _checked_pixels(hr, clip, "hr")
     spec = METRICS[check_metric_names([name])[0]]
     if region not in REGIONS:
         raise ValueError(f"region must be one of {REGIONS}, got {region!r}")

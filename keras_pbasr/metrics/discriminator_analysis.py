@@ -15,6 +15,7 @@ import numpy as np
 from keras import ops
 
 from keras_pbasr.metrics.resize import bilinear_matrix
+from keras_pbasr.utils.atomic_files import atomic_output, write_json_atomic
 
 LOSSES = ("hinge", "bce")
 
@@ -116,7 +117,8 @@ def analyze_discriminator(
             loss_map = pixel_loss(logits, real=kind == "real", loss=loss)
             per_image[name][kind] = region_means(loss_map, mask_to_map(mask, loss_map.shape))
             if out is not None:
-                np.save(out / f"{name}_{kind}_loss.npy", loss_map.astype(np.float32))
+                with atomic_output(out / f"{name}_{kind}_loss.npy") as tmp:
+                    np.save(tmp, loss_map.astype(np.float32))
                 _save_map(out / f"{name}_{kind}_loss.png", loss_map, f"{name} {kind} {loss} loss")
     summary: dict[str, dict] = {}
     for kind in ("real", "fake"):
@@ -130,11 +132,9 @@ def analyze_discriminator(
                 summary[kind][f"nan_{region}"] = int(np.isnan(vals).sum())
     result = {"images": per_image, "mean": summary, "loss": loss, "conditional": conditional}
     if out is not None:
-        import json
-
         from keras_pbasr.metrics.reports import _json_safe
 
-        (out / "discriminator_report.json").write_text(json.dumps(_json_safe(result), indent=2))
+        write_json_atomic(out / "discriminator_report.json", _json_safe(result))
     return result
 
 
@@ -147,5 +147,6 @@ def _save_map(path: Path, loss_map: np.ndarray, title: str) -> None:
     fig.colorbar(shown, ax=ax, fraction=0.046)
     ax.set_title(title, fontsize=8)
     ax.axis("off")
-    fig.savefig(path, dpi=80, bbox_inches="tight")
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=80, bbox_inches="tight")
     plt.close(fig)

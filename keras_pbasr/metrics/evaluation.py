@@ -18,9 +18,17 @@ import numpy as np
 
 from keras_pbasr.metrics.catalog import DEFAULT_METRICS, METRICS, check_metric_names, compute_metric
 from keras_pbasr.metrics.regions import REGIONS
-from keras_pbasr.utils.image_files import find_image_files, image_to_float_rgb, read_image_array
+from keras_pbasr.utils.atomic_files import check_writable_folder, output_folder, refuse_same_file
+from keras_pbasr.utils.image_files import (
+    SkippedFiles,
+    UnsupportedImageError,
+    find_image_files,
+    image_to_float_rgb,
+    read_image_array,
+)
 
 SIZE_POLICIES = ("error", "crop")
+ON_ERROR = ("raise", "skip")
 # ReBlurSR label codes (reference.md section 3).
 AREA_CODES = {0: "large", 1: "medium", 2: "small"}
 DEGREE_CODES = {0: "heavy", 1: "little", 2: "middle"}
@@ -146,9 +154,11 @@ def _match_sizes(stem: str, sr: np.ndarray, hr: np.ndarray, policy: str):
     )
 
 
-def _super_resolve(model, lr_dir: Path, stems: list[str], out_dir: Path) -> Path:
-    """Runs a model (or preset name/dir) on the LR images and writes the SR images."""
-    from keras_pbasr.inference import upscale
+def _super_resolve(model, lr_dir: Path, stems: list[str], out_dir: Path,
+                   skipped: SkippedFiles | None, inputs: list[Path]) -> Path:
+    """Runs a model (or preset name/dir) on the LR images and writes the SR images; with
+    `skipped`, unreadable LR images are skipped and counted there instead of raising."""
+    from keras_pbasr.inference import read_image, upscale
     from keras_pbasr.inference.image_io import write_image
 
     lr_images = list_images(lr_dir)
@@ -163,7 +173,15 @@ def _super_resolve(model, lr_dir: Path, stems: list[str], out_dir: Path) -> Path
     sr_dir.mkdir(parents=True, exist_ok=True)
     progress = Progress(len(stems), label="super-resolve")
     for i, stem in enumerate(stems):
-        write_image(sr_dir / f"{stem}.png", upscale(model, lr_images[stem]))
+        source = lr_images[stem]
+        if skipped is None:
+            image = read_image(source)
+        else:
+            image = skipped.attempt(source, lambda source=source: read_image(source))
+        if image is not None:
+            target = sr_dir / f"{stem}.png"
+            refuse_same_file(target, [*inputs, *lr_images.values()])
+            write_image(target, upscale(model, image))
         progress.update(i + 1, stem)
     return sr_dir
 
@@ -184,6 +202,7 @@ def evaluate(
     lr_dir: str | Path | None = None,
     plots: bool = True,
     progress: bool = True,
+    on_error: str = "raise",
 ) -> dict:
     """Scores SR images against HR images and writes the reports.
 
@@ -201,6 +220,10 @@ def evaluate(
         size_policy: "error" (default) rejects SR/HR size mismatches naming the image;
             "crop" compares the common top-left area.
         model, lr_dir: a Keras model or preset (name or directory) run on the LR images first.
+        on_error: "raise" (default) stops at the first unreadable or too large image;
+            "skip" (the CLI's policy) skips that image with one line on stderr naming it,
+            goes on, and lists it under "skipped" in the results ([name, reason] pairs: the
+            stem, or the LR file with `model`).
 
     Returns the results dict written to results.json: {"images": {stem: {region: {metric:
     value}}}, "aggregates": {subset: {region: {metric: {"mean", "count", "nan"}}}},
@@ -215,16 +238,23 @@ def evaluate(
         raise ValueError("evaluate needs hr_dir (--hr), the folder of HR images")
     if size_policy not in SIZE_POLICIES:
         raise ValueError(f"size_policy must be one of {SIZE_POLICIES}, got {size_policy!r}")
+    if on_error not in ON_ERROR:
+        raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+    skipped = SkippedFiles("evaluate") if on_error == "skip" else None
     hr_images = list_images(hr_dir)
     if not hr_images:
         raise FileNotFoundError(f"no images in {hr_dir}")
     out = Path(out_dir) if out_dir is not None else None
+    if out is not None:
+        check_writable_folder(out)
     if model is not None:
         if lr_dir is None:
             raise ValueError("running a model needs lr_dir (--lr)")
         if out is None:
             raise ValueError("running a model needs out_dir to write its SR images")
-        sr_dir = _super_resolve(model, Path(lr_dir), sorted(hr_images), out)
+        with output_folder(out):
+            sr_dir = _super_resolve(model, Path(lr_dir), sorted(hr_images), out, skipped,
+                                    list(hr_images.values()))
     if sr_dir is None:
         raise ValueError("give sr_dir (--sr), or model and lr_dir (--model, --lr)")
     sr_images = list_images(sr_dir)
@@ -250,16 +280,24 @@ def evaluate(
     image_labels: dict[str, dict[str, str]] = {}
     bar = Progress(len(stems), enabled=progress)
     for i, stem in enumerate(stems):
-        hr = read_rgb(hr_images[stem])
-        mask = None
-        if mask_dir is not None:
-            if stem not in masks:
-                raise FileNotFoundError(f"{stem}: no blur mask in {mask_dir}")
-            mask = read_blur_mask(masks[stem])
-            if mask.shape[:2] != hr.shape[:2]:
-                raise ValueError(f"{stem}: mask is {mask.shape[1]}x{mask.shape[0]} but HR is "
-                                 f"{hr.shape[1]}x{hr.shape[0]}")
-        sr, hr = _match_sizes(stem, read_rgb(sr_images[stem]), hr, size_policy)
+        if mask_dir is not None and stem not in masks:
+            raise FileNotFoundError(f"{stem}: no blur mask in {mask_dir}")
+        try:
+            hr = read_rgb(hr_images[stem])
+            mask = None if mask_dir is None else read_blur_mask(masks[stem])
+            sr = read_rgb(sr_images[stem])
+        except UnsupportedImageError as error:
+            if skipped is None:
+                raise
+            if progress and i:
+                sys.stderr.write("\n")  # end the progress bar's line
+            skipped.skip(stem, error)
+            bar.update(i + 1, stem)
+            continue
+        if mask is not None and mask.shape[:2] != hr.shape[:2]:
+            raise ValueError(f"{stem}: mask is {mask.shape[1]}x{mask.shape[0]} but HR is "
+                             f"{hr.shape[1]}x{hr.shape[0]}")
+        sr, hr = _match_sizes(stem, sr, hr, size_policy)
         if mask is not None:
             mask = mask[: hr.shape[0], : hr.shape[1]]
         image_labels[stem] = dict(labels.get(stem, {}))
@@ -281,12 +319,15 @@ def evaluate(
                 results[stem][region][name] = float(value)
         bar.update(i + 1, stem)
 
+    if not results:
+        raise ValueError(f"no image pair could be read ({len(stems)} skipped, listed above)")
     report = {
         "images": results,
         "aggregates": aggregate(results, image_labels),
         "nan_counts": nan_counts(results),
         "labels": image_labels,
         "unpaired": unpaired,
+        "skipped": [] if skipped is None else [list(item) for item in skipped.files],
         "settings": {
             "sr_dir": str(sr_dir), "hr_dir": str(hr_dir),
             "mask_dir": None if mask_dir is None else str(mask_dir),

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_pbasr.metrics.reports import CROP, best_and_worst, ranking_metric
+from keras_pbasr.utils.atomic_files import atomic_output
 
 
 def _pyplot():
@@ -41,7 +42,8 @@ def plot_subset_bars(report: dict, out_dir: Path) -> list[Path]:
         fig.suptitle(f"region: {region}")
         fig.tight_layout()
         path = out_dir / f"bars_{region}.png"
-        fig.savefig(path, dpi=90)
+        with atomic_output(path) as tmp:
+            fig.savefig(tmp, dpi=90)
         plt.close(fig)
         paths.append(path)
     return paths
@@ -91,7 +93,8 @@ def plot_best_worst(report: dict, out_dir: Path, *, sr_images, hr_images, masks,
         fig.suptitle(f"{label} by {metric}: {stem} ({metric} = {value:.4g})", fontsize=10)
         fig.tight_layout()
         path = out_dir / f"{label}_{stem}.png"
-        fig.savefig(path, dpi=90)
+        with atomic_output(path) as tmp:
+            fig.savefig(tmp, dpi=90)
         plt.close(fig)
         paths.append(path)
     return paths

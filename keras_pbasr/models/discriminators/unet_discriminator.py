@@ -8,6 +8,7 @@ from keras_pbasr.layers.bilinear_upsample import BilinearUpsample2x
 from keras_pbasr.layers.single_channel_conv import SingleChannelConv2D
 from keras_pbasr.layers.spectral_norm import SpectralNormConv2D
 from keras_pbasr.layers.torch_init import TorchConvUniform
+from keras_pbasr.utils.arguments import refuse_unknown_arguments
 
 # Three stride-2 convolutions and three x2 upsamplings: the skips only line up on multiples of 8.
 SIZE_MULTIPLE = 8
@@ -120,6 +121,7 @@ class UNetDiscriminatorSN(keras.Model):
     def __init__(
         self, num_in_ch: int = 3, num_feat: int = 64, skip_connection: bool = True, **kwargs
     ):
+        refuse_unknown_arguments(UNetDiscriminatorSN, kwargs)
         image = keras.Input((None, None, num_in_ch), name="image")
         checked = SpatialSizeCheck(SIZE_MULTIPLE, "UNetDiscriminatorSN", name="size_check")(image)
         x = keras.layers.Conv2D(

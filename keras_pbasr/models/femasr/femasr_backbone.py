@@ -29,6 +29,7 @@ from keras_pbasr.models.femasr.femasr_layers import (
     code_matching_losses,
     vq_codebook_loss,
 )
+from keras_pbasr.utils.arguments import refuse_unknown_arguments
 
 # The codebook sits at 1/2^CODE_LEVEL of the HR size (FeMaSR's codebook_params [[32, ...]]
 # for 256 px HR patches).
@@ -252,6 +253,7 @@ class FeMaSRHQ(_FeMaSRBase):
         frozen_modules: Sequence[str] = (),
         **kwargs,
     ):
+        refuse_unknown_arguments(FeMaSRHQ, kwargs)
         channels = _check_channels(channels)
         groups = frozen_groups(frozen_modules)
         found = _build_layers(channels, 0, False, act_type, codebook_size, code_dim, None)
@@ -353,6 +355,7 @@ class FeMaSR(_FeMaSRBase):
         frozen_modules: Sequence[str] = PBASR_FROZEN_MODULES,
         **kwargs,
     ):
+        refuse_unknown_arguments(FeMaSR, kwargs)
         channels = _check_channels(channels)
         if upscale not in (2, 4):
             raise ValueError(f"upscale must be 2 or 4, got {upscale}")

@@ -12,6 +12,7 @@ from keras_pbasr.layers.layout import (
 )
 from keras_pbasr.layers.padding import CropToScaledInput, ReflectPadToMultiple
 from keras_pbasr.layers.pixel_shuffle import PixelUnshuffle
+from keras_pbasr.utils.arguments import refuse_unknown_arguments
 
 # Real-ESRGAN runs x2 and x1 models at 1/4 of the pixels by pixel-unshuffling the input
 # first, so every scale shares the x4 body and its two x2 upsampling steps.
@@ -104,6 +105,7 @@ class RRDBNet(keras.Model):
         data_format: str | None = None,
         **kwargs,
     ):
+        refuse_unknown_arguments(RRDBNet, kwargs)
         if scale not in UNSHUFFLE_FOR_SCALE:
             raise ValueError(f"RRDBNet scale must be 1, 2 or 4, got {scale!r}")
         layout = resolve_data_format(data_format)

@@ -14,6 +14,7 @@ from keras_pbasr.models.srformer.srformer_layers import (
     PSABlock,
     ShiftedWindowAttentionMask,
 )
+from keras_pbasr.utils.arguments import refuse_unknown_arguments
 
 # DIV2K mean that the official model subtracts from RGB inputs and adds back to the output.
 RGB_MEAN = (0.4488, 0.4371, 0.4040)
@@ -74,6 +75,7 @@ class SRFormer(keras.Model):
         drop_path_rate: float = 0.0,
         **kwargs,
     ):
+        refuse_unknown_arguments(SRFormer, kwargs)
         depths, num_heads = [int(d) for d in depths], [int(h) for h in num_heads]
         _check_arguments(upscale, window_size, depths, embed_dim, num_heads, upsampler,
                          resi_connection)

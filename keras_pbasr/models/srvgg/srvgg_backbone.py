@@ -12,6 +12,7 @@ from keras_pbasr.layers.layout import (
     to_internal_layout,
 )
 from keras_pbasr.layers.pixel_shuffle import PixelShuffle
+from keras_pbasr.utils.arguments import refuse_unknown_arguments
 
 
 @keras.saving.register_keras_serializable(package="keras_pbasr")
@@ -48,6 +49,7 @@ class SRVGGNetCompact(keras.Model):
         outscale: int | None = None,
         **kwargs,
     ):
+        refuse_unknown_arguments(SRVGGNetCompact, kwargs)
         if outscale is not None and (int(outscale) != outscale or outscale < 1):
             raise ValueError(f"outscale must be a positive integer, got {outscale!r}")
         if act_type not in ("prelu", "leakyrelu", "relu"):
