@@ -245,7 +245,8 @@ def test_blurmap_detector_and_errors(tmp_path, rng, capsys):
     mask = np.asarray(Image.open(out / "a.png"))
     assert (mask[:, :15] == 255).all() and (mask[:, 15:] == 0).all()
     expect_error(["blurmap", str(source), str(out)], "exists; pass --overwrite", capsys)
-    expect_error(["blurmap", str(source), str(tmp_path / "in")], "over its input", capsys)
+    expect_error(["blurmap", str(source), str(tmp_path / "in")],
+                 "over its input|same file as the input", capsys)
     expect_error(["blurmap", str(tmp_path / "none"), str(out)], "neither an image", capsys)
     save_png(tmp_path / "in" / "sub" / "a.png", image)
     expect_error(["blurmap", str(tmp_path / "in"), str(tmp_path / "m2")], "share the stem",

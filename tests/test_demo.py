@@ -119,7 +119,7 @@ def test_region_scores_tell_regions_apart(rng):
     mask = np.full((2, 32, 32), 255, np.uint8)
     mask[:, :, :16] = 0
     sr = hr.copy()
-    sr[:, :, :16] += 0.1                    # error only in the blurred half
+    sr[:, :, :16] = np.clip(sr[:, :, :16] + 0.1, 0.0, 1.0)  # error only in the blurred half
     scores = demo.region_scores({"pbasr": sr}, {"hr": hr, "mask": mask}, ["psnr"])
     assert scores["pbasr"]["sharp"]["psnr"]["mean"] > 60.0
     assert scores["pbasr"]["blur"]["psnr"]["mean"] < 25.0
