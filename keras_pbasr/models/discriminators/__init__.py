@@ -2,7 +2,12 @@
 
 from keras_pbasr.models.discriminators.conditional_unet_discriminator import (
     ConditionalUNetDiscriminatorSN,
+    conditional_from_unconditional,
 )
 from keras_pbasr.models.discriminators.unet_discriminator import UNetDiscriminatorSN
 
-__all__ = ["ConditionalUNetDiscriminatorSN", "UNetDiscriminatorSN"]
+__all__ = [
+    "ConditionalUNetDiscriminatorSN",
+    "UNetDiscriminatorSN",
+    "conditional_from_unconditional",
+]

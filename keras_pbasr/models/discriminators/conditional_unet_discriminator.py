@@ -127,3 +127,43 @@ class ConditionalUNetDiscriminatorSN(keras.Model):
             "skip_connection": self.skip_connection,
             "variant": self.variant,
         }
+
+
+def conditional_from_unconditional(
+    unconditional: keras.Model, num_cond_ch: int = 1, name: str | None = None
+) -> ConditionalUNetDiscriminatorSN:
+    """A v2 ConditionalUNetDiscriminatorSN that starts as a copy of an UNetDiscriminatorSN.
+
+    conv0 .. conv9 (with their spectral-norm vectors) are copied by layer name; the condition
+    path (pred_conv_cond) keeps its fresh initialisation and the 1x1 fusion starts as the
+    identity on the image features, so the result equals `unconditional` on any image until it
+    is trained (PBaSR's D_B started from D_G).
+
+    Example:
+    >>> from keras_pbasr.models.discriminators import UNetDiscriminatorSN
+    >>> d_blur = conditional_from_unconditional(UNetDiscriminatorSN(num_feat=16))
+    >>> d_blur.variant
+    'v2'
+    """
+    config = unconditional.get_config()
+    conditional = ConditionalUNetDiscriminatorSN(
+        num_in_ch=config["num_in_ch"],
+        num_cond_ch=num_cond_ch,
+        num_feat=config["num_feat"],
+        skip_connection=config["skip_connection"],
+        variant="v2",
+        name=name or "discriminator_blur",
+    )
+    targets = {layer.name: layer for layer in conditional.layers}
+    for layer in unconditional.layers:
+        if not layer.weights:
+            continue
+        target = targets.get(layer.name)
+        shapes = [tuple(w.shape) for w in layer.weights]
+        if target is None or [tuple(w.shape) for w in target.weights] != shapes:
+            raise ValueError(
+                f"cannot start D_B from this discriminator: its layer {layer.name!r} has no "
+                "counterpart of the same shape in ConditionalUNetDiscriminatorSN v2"
+            )
+        target.set_weights(layer.get_weights())
+    return conditional
