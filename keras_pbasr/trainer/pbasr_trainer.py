@@ -46,6 +46,7 @@ from keras_pbasr.losses import (
     pixel_loss,
     region_means,
 )
+from keras_pbasr.presets import from_preset
 from keras_pbasr.trainer.cross_fusion import branch_cosine
 from keras_pbasr.trainer.multi_optimizer import MultiOptimizer
 from keras_pbasr.trainer.usm import usm_sharpen
@@ -160,11 +161,11 @@ class PBaSRTrainer(keras.Model):
         if ema_decay is not None and not 0.0 <= ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1) or None, got {ema_decay}")
         if isinstance(generator, (str, os.PathLike)):
-            from keras_pbasr.presets.preset_io import load_preset_dir
-
-            generator = load_preset_dir(generator)
+            generator = from_preset(generator)  # a built-in name (fetched if needed) or a dir
         if not isinstance(generator, keras.Model):
-            raise TypeError(f"generator must be a keras.Model or a preset dir, got {generator!r}")
+            raise TypeError(
+                f"generator must be a keras.Model, a preset name or a preset dir, got {generator!r}"
+            )
         self.blur_ratio = float(blur_ratio)
         self.ema_decay = ema_decay
         has_general, has_blur = blur_ratio < 1.0, blur_ratio > 0.0
