@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from test_trainer_cli import write_config
 
 from keras_pbasr.cli import main as cli_main
 from keras_pbasr.models import SRVGGNetCompact
@@ -129,9 +130,7 @@ def test_weights_fetch_errors(dists_stand_in, capsys):
 def test_train_steps_and_output_dir_override_the_config(tmp_path, monkeypatch, capsys):
     from keras_pbasr.cli import train as train_cli
 
-    config = tmp_path / "c.json"
-    config.write_text(json.dumps({"output_dir": "from_config", "steps": 10,
-                                  "checkpoint_every": 5}))
+    config = write_config(tmp_path, output_dir="from_config", steps=10, checkpoint_every=5)
     seen = []
     monkeypatch.setattr(train_cli, "train", lambda cfg: seen.append(cfg) or tmp_path / "p")
     out = tmp_path / "from_cli"
@@ -140,8 +139,8 @@ def test_train_steps_and_output_dir_override_the_config(tmp_path, monkeypatch, c
     assert cli_main(["train", str(config)]) == 0
     assert seen[-1]["steps"] == 10 and seen[-1]["output_dir"] == "from_config"
     expect_error(["train", str(config), "--steps", "7"], "multiple of checkpoint_every", capsys)
-    config.write_text(json.dumps({"steps": 10, "checkpoint_every": 5}))
-    expect_error(["train", str(config)], "output_dir is required", capsys)
+    config = write_config(tmp_path, output_dir=None, steps=10, checkpoint_every=5)
+    expect_error(["train", str(config)], "output_dir: expected a non-empty string", capsys)
     assert cli_main(["train", str(config), "--output-dir", str(out)]) == 0
     expect_error(["train", str(tmp_path / "nope.yaml")], "nope.yaml", capsys)
 

@@ -17,7 +17,6 @@ import csv
 import inspect
 import json
 import math
-import sys
 from pathlib import Path
 
 from keras_pbasr.utils.atomic_files import write_json_atomic, write_text_atomic
@@ -565,26 +564,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("config", help="YAML or JSON config (see examples/train_srvgg.yaml)")
     p.add_argument("--steps", type=int, help="override the config's steps")
     p.add_argument("--output-dir", help="override the config's output_dir")
-    p.add_argument("--debug", action="store_true", help="show tracebacks of expected errors")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from keras_pbasr.presets.preset_io import PresetError
-    from keras_pbasr.utils.image_files import ImageReadError
-    from keras_pbasr.weights.store import MissingWeightsError
-
-    # FileNotFoundError covers MissingWeightsError; ImageReadError is a bad training image
-    # with data.on_error: raise.
-    expected = (TrainConfigError, FileNotFoundError, MissingWeightsError, PresetError,
-                ImageReadError)
-    try:
-        config = load_config(args.config, {"steps": args.steps, "output_dir": args.output_dir})
-        preset = train(config)
-    except expected as exc:
-        if args.debug:
-            raise
-        print(f"pbasr train: error: {str(exc).splitlines()[0]}", file=sys.stderr)
-        return 2
+    # Config, weights, preset and image errors are ValueError / OSError subclasses: the CLI
+    # prints them as one line (`pbasr: error: ...`, exit 1; --debug for the traceback).
+    config = load_config(args.config, {"steps": args.steps, "output_dir": args.output_dir})
+    preset = train(config)
     print(f"merged model saved as a preset in {preset}")
     return 0
