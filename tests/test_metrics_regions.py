@@ -117,8 +117,9 @@ def _check_deep_metric_invariants(fn):
     ones = np.ones(sr.shape[:3] + (1,), np.float32)
     w = regions.region_weight(mask, "sharp")
     # A uniform weight other than 1 (None becomes ones: ones vs None would test nothing).
-    np.testing.assert_allclose(_np(fn(sr, hr, 0.3 * ones)), _np(fn(sr, hr)), rtol=1e-6)
-    np.testing.assert_allclose(_np(fn(sr, hr, 3.7 * w)), _np(fn(sr, hr, w)), rtol=1e-5)
+    # float32 weighted means over the feature maps: DISTS on JAX differed by 1.9e-5 relative.
+    np.testing.assert_allclose(_np(fn(sr, hr, 0.3 * ones)), _np(fn(sr, hr)), rtol=5e-5)
+    np.testing.assert_allclose(_np(fn(sr, hr, 3.7 * w)), _np(fn(sr, hr, w)), rtol=5e-5)
     assert np.all(np.isnan(_np(fn(sr, hr, np.zeros_like(ones)))))
 
 
