@@ -158,12 +158,16 @@ def check_model_source(where: str, value) -> str:
 def _merge_section(path: Path, key: str, default: dict, value) -> dict:
     if not isinstance(value, dict):
         raise TrainConfigError(f"{path}: {key} must be a mapping, got {value!r}")
-    unknown = set(value) - set(default)
+    _refuse_unknown_keys(path, f"keys in {key}:", value, default)
+    return {**default, **value}
+
+
+def _refuse_unknown_keys(path: Path, what: str, given, valid) -> None:
+    unknown = set(given) - set(valid)
     if unknown:
         raise TrainConfigError(
-            f"{path}: unknown keys in {key}: {sorted(unknown)} (valid: {sorted(default)})"
+            f"{path}: unknown {what} {sorted(unknown)} (valid: {sorted(valid)})"
         )
-    return {**default, **value}
 
 
 def _check_backbone(where: str, backbone) -> dict:
@@ -323,11 +327,7 @@ def load_config(path: str | Path, overrides: dict | None = None) -> dict:
         raise TrainConfigError(f"{path}: cannot parse: {str(exc).splitlines()[0]}") from None
     if not isinstance(loaded, dict):
         raise TrainConfigError(f"{path}: the config must be a mapping")
-    unknown = set(loaded) - set(DEFAULTS)
-    if unknown:
-        raise TrainConfigError(
-            f"{path}: unknown config keys {sorted(unknown)} (valid: {sorted(DEFAULTS)})"
-        )
+    _refuse_unknown_keys(path, "config keys", loaded, DEFAULTS)
     config = {}
     for key, default in DEFAULTS.items():
         value = loaded.get(key, copy.deepcopy(default))
