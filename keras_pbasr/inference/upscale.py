@@ -28,6 +28,8 @@ from keras_pbasr.inference.tiling import (
     resolve_tile,
     tile_starts,
 )
+from keras_pbasr.presets import from_preset
+from keras_pbasr.utils.compiled_call import compiled_model_call
 from keras_pbasr.utils.image_files import check_float_pixels
 
 # Side of the blank image run once to find the scale of a model without a `scale` attribute.
@@ -49,8 +51,6 @@ def _build_predictor(model: keras.Model) -> Callable[[np.ndarray], np.ndarray]:
     """A thread-safe numpy -> numpy forward pass in inference mode for `model`."""
     model_ref = weakref.ref(model)
     if keras.backend.backend() == "jax":
-        from keras_pbasr.metrics.compilation import compiled_model_call
-
         forward = compiled_model_call(model)
 
         def predict(x: np.ndarray) -> np.ndarray:
@@ -400,8 +400,6 @@ def upscale(
     if isinstance(model_or_preset, keras.Model):
         model = model_or_preset
     else:
-        from keras_pbasr.presets import from_preset
-
         model = from_preset(model_or_preset)
     model = _with_precision(model, precision)
     predict = _predictor(model)

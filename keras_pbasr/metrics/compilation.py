@@ -8,6 +8,9 @@ faster (VIF 3.3 -> 1.6 s) but the first call on every new image size slower (VIF
 tracing and graph optimisation), and evaluation data sets have images of many sizes (the
 evaluation test went from 14.5 to 20 s). torch.compile would cost more than it saves too.
 
+The networks (LPIPS, DISTS) go through `keras_pbasr.utils.compiled_call.compiled_model_call`,
+shared with `keras_pbasr.inference.upscale`.
+
 The compiled functions are pure: tensors in, tensors out, every Python-valued setting
 (crop border, colour space, ...) a keyword argument named in `static`, each new value of which
 compiles a new program. Shapes are static too (the metrics branch on them in Python).
@@ -16,7 +19,6 @@ compiles a new program. Shapes are static too (the metrics branch on them in Pyt
 from __future__ import annotations
 
 import functools
-import weakref
 from collections.abc import Callable
 
 import keras
@@ -58,36 +60,3 @@ def compiled_metric(static: tuple[str, ...] = ()) -> Callable:
         return wrapper
 
     return decorate
-
-
-_compiled_models: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def compiled_model_call(model: keras.Model) -> Callable:
-    """An inference call `f(*inputs)` of a built Keras model (cached per model), jitted on JAX.
-
-    On JAX the model's variables go in as arguments of a jitted stateless call (the weights
-    are not baked into the program as constants, which would make compiling slow), so
-    concurrent calls share nothing mutable.
-    """
-    if keras.backend.backend() != "jax":
-        return model
-    if model in _compiled_models:
-        return _compiled_models[model]
-    import jax
-
-    model_ref = weakref.ref(model)  # the cache must not keep the model alive
-
-    @jax.jit
-    def forward(trainable, non_trainable, *inputs):
-        # No `training` argument: some callers' call() takes none, and None means inference.
-        outputs, _ = model_ref().stateless_call(trainable, non_trainable, *inputs)
-        return outputs
-
-    def call(*inputs):
-        m = model_ref()
-        return forward([v.value for v in m.trainable_variables],
-                       [v.value for v in m.non_trainable_variables], *inputs)
-
-    _compiled_models[model] = call
-    return call

@@ -1,7 +1,7 @@
 """LPIPS and DISTS as metric functions with region weights (networks in lpips.py, dists.py).
 
-The networks run in float32 like the references, compiled (see compilation.py). A region
-weight is area-averaged to each layer's resolution inside the networks (weighted spatial
+The networks run in float32 like the references, compiled (keras_pbasr/utils/compiled_call.py).
+A region weight is area-averaged to each layer's resolution inside the networks (weighted spatial
 means; never the metric of x * w).
 Pretrained weights come from `pbasr weights fetch ...`; missing ones raise
 MissingWeightsError naming that command.
@@ -13,8 +13,8 @@ import functools
 
 from keras import ops
 
-from keras_pbasr.metrics.compilation import compiled_model_call
 from keras_pbasr.metrics.regions import nan_if_empty, prepare_pair
+from keras_pbasr.utils.compiled_call import compiled_model_call
 
 
 @functools.lru_cache(maxsize=4)
