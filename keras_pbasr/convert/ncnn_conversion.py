@@ -20,7 +20,7 @@ from keras_pbasr.convert.ncnn import (
     recognise_ncnn_graph,
 )
 from keras_pbasr.convert.registry import ConversionError, get_converter
-from keras_pbasr.convert.torch_checkpoint import check_finite_weights
+from keras_pbasr.utils.torch_files import check_finite_weights
 
 
 def ncnn_to_model(model: NcnnModel, allow_non_finite: bool = False) -> tuple[keras.Model, dict]:

