@@ -20,13 +20,8 @@ from keras_pbasr.convert import (  # noqa: E402
     CheckpointError,
     ConversionError,
     available_converters,
-    convert_checkpoint,
     get_converter,
     load_torch_state_dict,
-)
-from keras_pbasr.convert.checkpoint_conversion import (  # noqa: E402
-    BLUR_BRANCH_DIR,
-    GENERAL_BRANCH_DIR,
 )
 from keras_pbasr.convert.tensors import (  # noqa: E402
     pixel_shuffle_channel_permutation,
@@ -35,6 +30,11 @@ from keras_pbasr.convert.tensors import (  # noqa: E402
     torch_conv_to_keras,
     torch_depthwise_conv_to_keras,
     torch_linear_to_keras,
+)
+from keras_pbasr.presets import convert_checkpoint  # noqa: E402
+from keras_pbasr.presets.checkpoint_presets import (  # noqa: E402
+    BLUR_BRANCH_DIR,
+    GENERAL_BRANCH_DIR,
 )
 from keras_pbasr.presets.preset_io import load_preset_dir, read_metadata  # noqa: E402
 

@@ -279,7 +279,7 @@ def test_converter_rejects_a_checkpoint_with_missing_keys():
 
 
 def test_checkpoint_file_to_preset_round_trip(tmp_path, rng):
-    from keras_pbasr.convert import convert_checkpoint
+    from keras_pbasr.presets import convert_checkpoint
     from keras_pbasr.presets.preset_io import load_preset_dir
 
     ref = randomize_(TorchConditionalUNetDiscriminatorSNv2(num_feat=NUM_FEAT), seed=11)

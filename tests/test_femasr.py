@@ -11,11 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from keras_pbasr.cli import main as cli_main  # noqa: E402
-from keras_pbasr.convert import ConversionError, convert_checkpoint, get_converter  # noqa: E402
-from keras_pbasr.convert.checkpoint_conversion import (  # noqa: E402
-    BLUR_BRANCH_DIR,
-    GENERAL_BRANCH_DIR,
-)
+from keras_pbasr.convert import ConversionError, get_converter  # noqa: E402
 from keras_pbasr.convert.registry import infer_converter  # noqa: E402
 from keras_pbasr.layers.padding import symmetric_indices  # noqa: E402
 from keras_pbasr.models.femasr.femasr_backbone import (  # noqa: E402
@@ -27,6 +23,11 @@ from keras_pbasr.models.femasr.femasr_backbone import (  # noqa: E402
 from keras_pbasr.models.femasr.femasr_layers import (  # noqa: E402
     relative_position_index,
     swin_attention_mask,
+)
+from keras_pbasr.presets import convert_checkpoint  # noqa: E402
+from keras_pbasr.presets.checkpoint_presets import (  # noqa: E402
+    BLUR_BRANCH_DIR,
+    GENERAL_BRANCH_DIR,
 )
 from keras_pbasr.presets.preset_io import load_preset_dir, save_to_preset  # noqa: E402
 from keras_pbasr.utils.torch_files import state_dict_to_numpy  # noqa: E402

@@ -18,12 +18,12 @@ from torch_reference.rrdbnet import TorchRRDBNet, to_esrgan_key_names  # noqa: E
 
 from keras_pbasr.convert import (  # noqa: E402
     ConversionError,
-    convert_checkpoint,
     infer_converter,
     load_torch_state_dict,
 )
 from keras_pbasr.layers.padding import ReflectPadToMultiple  # noqa: E402
 from keras_pbasr.models.rrdbnet.rrdbnet_backbone import RRDBNet  # noqa: E402
+from keras_pbasr.presets import convert_checkpoint  # noqa: E402
 from keras_pbasr.presets.preset_io import load_preset_dir  # noqa: E402
 
 # One small configuration across the test files, so JAX reuses its compiled initialisers.

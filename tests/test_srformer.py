@@ -9,7 +9,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from keras_pbasr.convert import ConversionError, convert_checkpoint, get_converter  # noqa: E402
+from keras_pbasr.convert import ConversionError, get_converter  # noqa: E402
 from keras_pbasr.convert.registry import infer_converter  # noqa: E402
 from keras_pbasr.layers.padding import reflect_indices  # noqa: E402
 from keras_pbasr.models.srformer.srformer_backbone import SRFormer  # noqa: E402
@@ -18,6 +18,7 @@ from keras_pbasr.models.srformer.srformer_layers import (  # noqa: E402
     aligned_relative_position_index,
     shifted_window_attention_mask,
 )
+from keras_pbasr.presets import convert_checkpoint  # noqa: E402
 from keras_pbasr.presets.preset_io import load_preset_dir  # noqa: E402
 from keras_pbasr.utils.torch_files import state_dict_to_numpy  # noqa: E402
 from tests.torch_reference.parallel_net import TorchParallelNetNCB  # noqa: E402

@@ -12,8 +12,9 @@ torch = pytest.importorskip("torch")
 from torch_reference.srvgg import TorchSRVGGNetCompact  # noqa: E402
 
 from keras_pbasr.cli import main as cli_main  # noqa: E402
-from keras_pbasr.convert import ConversionError, convert_checkpoint  # noqa: E402
+from keras_pbasr.convert import ConversionError  # noqa: E402
 from keras_pbasr.models.srvgg.srvgg_backbone import SRVGGNetCompact  # noqa: E402
+from keras_pbasr.presets import convert_checkpoint  # noqa: E402
 from keras_pbasr.presets.preset_io import load_preset_dir  # noqa: E402
 
 

@@ -58,7 +58,7 @@ def parse_overrides(items: list[str]) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from keras_pbasr.convert import convert_checkpoint
+    from keras_pbasr.presets import convert_checkpoint
     from keras_pbasr.presets.preset_io import read_metadata
 
     if args.checkpoint.endswith(".param"):

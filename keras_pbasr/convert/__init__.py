@@ -1,11 +1,12 @@
-"""Converting official PyTorch checkpoints and ncnn models into keras_pbasr models and presets.
+"""Converting official PyTorch checkpoints and ncnn models into keras_pbasr models.
 
 torch is imported only when a checkpoint is read. ncnn models (.param + .bin) are read in
-pure Python (`keras_pbasr.convert.ncnn`); `keras_pbasr.presets.convert_ncnn` writes them as
-preset directories.
+pure Python (`keras_pbasr.convert.ncnn`). Writing either as a preset directory is the
+presets package's job (`keras_pbasr.presets.convert_checkpoint`, `convert_ncnn`), which sits
+above this one: the built-in presets are converted on first use.
 """
 
-from keras_pbasr.convert.checkpoint_conversion import convert_checkpoint
+from keras_pbasr.convert.checkpoint_conversion import checkpoint_weights, convert_weights
 from keras_pbasr.convert.ncnn import (
     NcnnFormatError,
     read_ncnn_model,
@@ -32,7 +33,8 @@ __all__ = [
     "NcnnFormatError",
     "WeightTarget",
     "available_converters",
-    "convert_checkpoint",
+    "checkpoint_weights",
+    "convert_weights",
     "get_converter",
     "infer_converter",
     "load_torch_state_dict",

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import keras
 
+from keras_pbasr.presets.checkpoint_presets import convert_checkpoint
 from keras_pbasr.presets.handles import PresetHandle, normalize_name, parse_handle, resolve_remote
 from keras_pbasr.presets.preset_io import (
     CONFIG_FILE,
@@ -41,6 +42,7 @@ __all__ = [
     "PresetError",
     "PresetFetchError",
     "PresetHandle",
+    "convert_checkpoint",
     "convert_ncnn",
     "fetch_preset",
     "from_preset",
