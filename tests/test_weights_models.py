@@ -14,10 +14,10 @@ from keras import ops
 from PIL import Image
 
 from keras_pbasr.losses.perceptual import LPIPSLoss, PerceptualLoss
-from keras_pbasr.metrics.dists import DISTS
-from keras_pbasr.metrics.lpips import LPIPS
 from keras_pbasr.models.feature_nets import FeatureExtractor, area_resize
+from keras_pbasr.models.feature_nets.dists import DISTS
 from keras_pbasr.models.feature_nets.feature_extractor import assign_conv_weights
+from keras_pbasr.models.feature_nets.lpips import LPIPS
 from keras_pbasr.weights import (
     MissingWeightsError,
     cached_weights_path,

@@ -13,9 +13,9 @@ import logging
 import keras
 from keras import ops
 
-from keras_pbasr.metrics.dists import imagenet_normalize
-from keras_pbasr.metrics.lpips import LPIPS
 from keras_pbasr.models.feature_nets import FeatureExtractor
+from keras_pbasr.models.feature_nets.dists import imagenet_normalize
+from keras_pbasr.models.feature_nets.lpips import LPIPS
 from keras_pbasr.weights.store import HOW_TO_GET, MissingWeightsError, is_cached
 
 logger = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from keras_pbasr.metrics.evaluation import evaluate
 from keras_pbasr.metrics.gmsd import gmsd
 from keras_pbasr.metrics.niqe import niqe
 
-# Named *_score because keras_pbasr.metrics.lpips / .dists are the network modules.
+# Named *_score: LPIPS and DISTS are also the networks (keras_pbasr.models.feature_nets).
 from keras_pbasr.metrics.perceptual import dists as dists_score
 from keras_pbasr.metrics.perceptual import lpips as lpips_score
 from keras_pbasr.metrics.psnr import psnr

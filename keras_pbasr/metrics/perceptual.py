@@ -1,4 +1,4 @@
-"""LPIPS and DISTS as metric functions with region weights (networks in lpips.py, dists.py).
+"""LPIPS and DISTS as metric functions with region weights (networks in models/feature_nets/).
 
 The networks run in float32 like the references, compiled (keras_pbasr/utils/compiled_call.py).
 A region weight is area-averaged to each layer's resolution inside the networks (weighted spatial
@@ -14,20 +14,17 @@ import functools
 from keras import ops
 
 from keras_pbasr.metrics.regions import nan_if_empty, prepare_pair
+from keras_pbasr.models.feature_nets import DISTS, LPIPS
 from keras_pbasr.utils.compiled_call import compiled_model_call
 
 
 @functools.lru_cache(maxsize=4)
 def lpips_model(net: str = "alex"):
-    from keras_pbasr.metrics.lpips import LPIPS
-
     return LPIPS(net=net)
 
 
 @functools.lru_cache(maxsize=1)
 def dists_model():
-    from keras_pbasr.metrics.dists import DISTS
-
     return DISTS()
 
 

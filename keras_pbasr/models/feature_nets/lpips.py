@@ -12,7 +12,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from keras_pbasr.models.feature_nets import FeatureExtractor
+from keras_pbasr.models.feature_nets.feature_extractor import FeatureExtractor
 from keras_pbasr.models.feature_nets.pooling import weighted_spatial_mean
 from keras_pbasr.weights.store import load_weights_arrays, require_cached
 

@@ -13,7 +13,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_pbasr.models.feature_nets import FeatureExtractor
+from keras_pbasr.models.feature_nets.feature_extractor import FeatureExtractor
 from keras_pbasr.models.feature_nets.pooling import area_resize, weighted_spatial_mean
 from keras_pbasr.weights.store import load_weights_arrays, require_cached
 
