@@ -9,10 +9,10 @@ from keras_pbasr.utils.native_logs import quiet_native_logs_for_cli
 # Before Keras (and with it TensorFlow, which reads its log level once) is imported below.
 quiet_native_logs_for_cli()
 
-from keras_pbasr import blurmap, metrics, presets
+from keras_pbasr import blurmap, evaluation, metrics, presets
+from keras_pbasr.evaluation import evaluate
 from keras_pbasr.export import export
 from keras_pbasr.inference import upscale
-from keras_pbasr.metrics.evaluation import evaluate
 from keras_pbasr.models.discriminators import (
     ConditionalUNetDiscriminatorSN,
     UNetDiscriminatorSN,
@@ -37,6 +37,7 @@ __all__ = [
     "__version__",
     "blurmap",
     "evaluate",
+    "evaluation",
     "export",
     "metrics",
     "presets",

@@ -248,8 +248,8 @@ def test_blurmap_detector_and_errors(tmp_path, rng, capsys):
                  "over its input|same file as the input", capsys)
     expect_error(["blurmap", str(tmp_path / "none"), str(out)], "neither an image", capsys)
     save_png(tmp_path / "in" / "sub" / "a.png", image)
-    expect_error(["blurmap", str(tmp_path / "in"), str(tmp_path / "m2")], "share the stem",
-                 capsys)
+    expect_error(["blurmap", str(tmp_path / "in"), str(tmp_path / "m2"), "--recursive"],
+                 "share the stem", capsys)
     expect_error(["blurmap", str(source), str(tmp_path / "m3"), "--detector",
                   str(tmp_path / "missing.keras")], "missing.keras", capsys)
 

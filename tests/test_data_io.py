@@ -9,6 +9,7 @@ from PIL import Image
 from keras_pbasr import data
 from keras_pbasr.data import io, sources
 from keras_pbasr.data.cache import numpy_batches, write_batch_cache
+from keras_pbasr.utils.image_files import collect_inputs, images_by_stem, read_rgb
 
 pytestmark = pytest.mark.backend_agnostic
 
@@ -27,14 +28,14 @@ def test_lossless_formats_read_exactly(tmp_path, rng, suffix):
     pixels = _rgb(rng)
     options = {"lossless": True} if suffix == ".webp" else {}
     path = _save(pixels, tmp_path / f"a{suffix}", **options)
-    out = io.read_image(path)
+    out = read_rgb(path)
     assert out.dtype == np.float32 and out.shape == (20, 28, 3)
     np.testing.assert_array_equal(out, pixels / np.float32(255))
 
 
 def test_jpeg_reads_close(tmp_path):
     pixels = np.tile(np.linspace(0, 255, 28, dtype=np.uint8)[None, :, None], (20, 1, 3))
-    out = io.read_image(_save(pixels, tmp_path / "a.jpg", quality=95))
+    out = read_rgb(_save(pixels, tmp_path / "a.jpg", quality=95))
     assert np.abs(out - pixels / 255.0).max() < 0.05
 
 
@@ -43,7 +44,7 @@ def test_sixteen_bit_gray_png_and_tiff(tmp_path):
     for suffix in (".png", ".tif"):
         path = tmp_path / f"g16{suffix}"
         Image.fromarray(values).save(path)
-        out = io.read_image(path)
+        out = read_rgb(path)
         assert out.shape == (2, 3, 3)
         np.testing.assert_allclose(out[..., 0], values / 65535.0, atol=1e-7)
         assert np.array_equal(out[..., 0], out[..., 2])
@@ -51,7 +52,7 @@ def test_sixteen_bit_gray_png_and_tiff(tmp_path):
 
 def test_grayscale_expands_to_rgb(tmp_path, rng):
     gray = rng.integers(0, 256, (9, 7), dtype=np.uint8)
-    out = io.read_image(_save(gray, tmp_path / "g.png"))
+    out = read_rgb(_save(gray, tmp_path / "g.png"))
     assert out.shape == (9, 7, 3)
     np.testing.assert_array_equal(out[..., 1], gray / np.float32(255))
 
@@ -63,14 +64,14 @@ def test_alpha_policies(tmp_path):
     rgba[1, 1, 3] = 255  # opaque
     rgba[0, 1, 3] = 128
     path = _save(rgba, tmp_path / "a.png")
-    white = io.read_image(path)
+    white = read_rgb(path)
     np.testing.assert_allclose(white[0, 0], [1.0, 1.0, 1.0])
     np.testing.assert_allclose(white[1, 1], [200 / 255, 0, 0], atol=1e-6)
     np.testing.assert_allclose(white[0, 1, 1], 1 - 128 / 255, atol=1e-6)
-    dropped = io.read_image(path, alpha="drop")
+    dropped = read_rgb(path, alpha="drop")
     np.testing.assert_allclose(dropped[0, 0], [200 / 255, 0, 0], atol=1e-6)
     with pytest.raises(ValueError, match="alpha"):
-        io.read_image(path, alpha="black")
+        read_rgb(path, alpha="black")
 
 
 def test_exif_orientation_is_applied(tmp_path):
@@ -80,7 +81,7 @@ def test_exif_orientation_is_applied(tmp_path):
     exif[0x0112] = 6  # rotate 90 degrees clockwise for display
     path = tmp_path / "rot.jpg"
     Image.fromarray(pixels).save(path, exif=exif, quality=95)
-    out = io.read_image(path)
+    out = read_rgb(path)
     assert out.shape == (30, 10, 3)
     assert out[:5].mean() > 0.9 and out[-5:].mean() < 0.1  # the band is now on top
     assert io.image_header(path)["height"] == 30
@@ -101,12 +102,12 @@ def test_garbage_and_truncated_files_name_the_file(tmp_path, rng):
     garbage = tmp_path / "garbage.png"
     garbage.write_bytes(b"this is not an image at all" * 10)
     with pytest.raises(io.ImageReadError, match="garbage.png"):
-        io.read_image(garbage)
+        read_rgb(garbage)
     good = _save(_rgb(rng, 64, 64), tmp_path / "good.png")
     truncated = tmp_path / "truncated.png"
     truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     with pytest.raises(io.ImageReadError, match="truncated.png"):
-        io.read_image(truncated)
+        read_rgb(truncated)
     with pytest.raises(io.ImageReadError, match="truncated.png"):
         io.check_file_integrity(truncated)
     jpeg = _save(_rgb(rng, 64, 64), tmp_path / "good.jpg")
@@ -115,27 +116,29 @@ def test_garbage_and_truncated_files_name_the_file(tmp_path, rng):
     with pytest.raises(io.ImageReadError, match="cut.jpg"):
         io.check_file_integrity(cut_jpeg)
     with pytest.raises(io.ImageReadError, match="missing.png"):
-        io.read_image(tmp_path / "missing.png")
+        read_rgb(tmp_path / "missing.png")
 
 
 def test_list_images_errors_and_file_list(tmp_path, rng):
     with pytest.raises(FileNotFoundError, match="nowhere"):
-        io.list_images(tmp_path / "nowhere")
+        collect_inputs(tmp_path / "nowhere")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ValueError, match="no images"):
-        io.list_images(tmp_path / "empty")
+    with pytest.raises(FileNotFoundError, match="no images"):
+        collect_inputs(tmp_path / "empty")
     (tmp_path / "hr" / "sub").mkdir(parents=True)
     _save(_rgb(rng), tmp_path / "hr" / "a.png")
     _save(_rgb(rng), tmp_path / "hr" / "sub" / "b.jpg")
     (tmp_path / "hr" / "notes.txt").write_text("x")
-    assert [p.name for p in io.list_images(tmp_path / "hr")] == ["a.png", "b.jpg"]
-    assert [p.name for p in io.list_images(tmp_path / "hr", recursive=False)] == ["a.png"]
+    assert [p.name for p in collect_inputs(tmp_path / "hr", recursive=True)] == ["a.png", "b.jpg"]
+    assert [p.name for p in collect_inputs(tmp_path / "hr")] == ["a.png"]
     listing = tmp_path / "list.txt"
     listing.write_text("# chosen\nsub/b.jpg\n")
-    assert [p.name for p in io.list_images(tmp_path / "hr", file_list=listing)] == ["b.jpg"]
+    assert [p.name for p in sources.listed_files(tmp_path / "hr", listing)] == ["b.jpg"]
+    assert data.general_folder(tmp_path / "hr", file_list=listing).hr_paths == (
+        str(tmp_path / "hr" / "sub" / "b.jpg"),)
     listing.write_text("gone.png\n")
     with pytest.raises(FileNotFoundError, match="missing"):
-        io.list_images(tmp_path / "hr", file_list=listing)
+        sources.listed_files(tmp_path / "hr", listing)
 
 
 def _blur_folders(tmp_path, rng, names=("a", "b", "c"), size=(40, 48)):
@@ -283,7 +286,7 @@ def test_numpy_batches_round_trip(tmp_path, rng):
 def test_shared_real_files(shared_data):
     real = shared_data / "real_lr"
     for name in ("children-alpha.png", "tree_alpha_16bit.png", "00017_gray.png", "wolf_gray.jpg"):
-        image = io.read_image(real / name)
+        image = read_rgb(real / name)
         assert image.shape[-1] == 3 and image.dtype == np.float32
         assert 0.0 <= image.min() and image.max() <= 1.0
     assert io.image_header(real / "tree_alpha_16bit.png")["sixteen_bit"]
@@ -305,8 +308,7 @@ def test_shared_real_files(shared_data):
 
 
 def test_data_inference_and_metrics_share_one_reader(tmp_path, rng):
-    from keras_pbasr.inference import read_image as inference_read_image
-    from keras_pbasr.metrics.evaluation import read_rgb
+    from keras_pbasr.inference import read_image_array as inference_read_image
     from keras_pbasr.utils import image_files
 
     assert inference_read_image is image_files.read_image_array
@@ -314,8 +316,9 @@ def test_data_inference_and_metrics_share_one_reader(tmp_path, rng):
     path = _save(rgba, tmp_path / "a.png")
     raw = inference_read_image(path)
     np.testing.assert_array_equal(raw, rgba)  # alpha kept, 8 bits kept
-    np.testing.assert_array_equal(io.read_image(path), image_files.image_to_float_rgb(raw))
-    np.testing.assert_array_equal(read_rgb(path), io.read_image(path, alpha="drop"))
+    np.testing.assert_array_equal(read_rgb(path), image_files.image_to_float_rgb(raw))
+    np.testing.assert_array_equal(read_rgb(path, alpha="drop"),
+                                  image_files.image_to_float_rgb(raw, alpha="drop"))
     with pytest.raises(FileNotFoundError, match="missing.png"):
         inference_read_image(tmp_path / "missing.png")
     with pytest.raises(io.ImageReadError, match="missing.png"):
@@ -343,7 +346,7 @@ def test_sixteen_bit_colour_png_keeps_sixteen_bits_everywhere(tmp_path, rng):
     """Pillow would reduce it to 8 bits; the one reader decodes it with pypng."""
     import png
 
-    from keras_pbasr.inference import read_image as inference_read_image
+    from keras_pbasr.inference import read_image_array as inference_read_image
 
     rgba = rng.integers(0, 65536, (3, 5, 4), dtype=np.uint16)
     path = tmp_path / "c16.png"
@@ -352,15 +355,13 @@ def test_sixteen_bit_colour_png_keeps_sixteen_bits_everywhere(tmp_path, rng):
             handle, rgba.reshape(3, 20)
         )
     np.testing.assert_array_equal(inference_read_image(path), rgba)
-    dropped = io.read_image(path, alpha="drop")
+    dropped = read_rgb(path, alpha="drop")
     np.testing.assert_allclose(dropped, rgba[..., :3] / 65535.0, atol=1e-7)
     assert sources._decoder_for(io.image_header(path)) == sources.DECODE_PILLOW
 
 
 def test_one_extension_list_for_every_folder_listing(tmp_path, rng):
-    from keras_pbasr.cli.blurmap import list_images as blurmap_inputs
     from keras_pbasr.cli.upscale import plan_outputs
-    from keras_pbasr.metrics.evaluation import list_images as evaluation_images
     from keras_pbasr.utils.image_files import IMAGE_EXTENSIONS, find_image_files
 
     (tmp_path / "sub").mkdir()
@@ -371,7 +372,11 @@ def test_one_extension_list_for_every_folder_listing(tmp_path, rng):
     nested = _save(_rgb(rng, 4, 4), tmp_path / "sub" / "n.png")
     assert find_image_files(tmp_path) == sorted(top)
     assert find_image_files(tmp_path, recursive=True) == sorted([*top, nested])
-    assert io.list_images(tmp_path, recursive=False) == sorted(top)
-    assert blurmap_inputs(tmp_path) == sorted([*top, nested])
+    # One recursion rule: a folder means its own images; sub-folders only when asked.
+    assert collect_inputs(tmp_path) == sorted(top)
+    assert collect_inputs(tmp_path, recursive=True) == sorted([*top, nested])
     assert [src for src, _ in plan_outputs(tmp_path, tmp_path / "out", "png")] == sorted(top)
-    assert sorted(evaluation_images(tmp_path).values()) == sorted(top)
+    planned = plan_outputs(tmp_path, tmp_path / "out", "png", recursive=True)
+    assert planned[-1] == (nested, tmp_path / "out" / "sub" / "n.png")
+    assert sorted(images_by_stem(tmp_path).values()) == sorted(top)
+    assert images_by_stem(tmp_path, recursive=True)["n"] == nested

@@ -13,6 +13,7 @@ tf = pytest.importorskip("tensorflow")
 from keras_pbasr import data  # noqa: E402
 from keras_pbasr.data import degradations as deg  # noqa: E402
 from keras_pbasr.data import kernels, pipeline, synthetic  # noqa: E402
+from keras_pbasr.utils.image_files import read_rgb  # noqa: E402
 
 pytestmark = pytest.mark.backend_agnostic
 
@@ -241,8 +242,8 @@ def test_tensorflow_and_pillow_decoders_agree(tmp_path, rng):
                                        "raise", None)
         by_pillow = pipeline._decode_image(tf.constant(path), tf.constant(sources.DECODE_PILLOW),
                                            "white", "raise", None)
-        np.testing.assert_allclose(by_tf.numpy(), io.read_image(path), atol=1e-6)
-        np.testing.assert_allclose(by_pillow.numpy(), io.read_image(path), atol=1e-6)
+        np.testing.assert_allclose(by_tf.numpy(), read_rgb(path), atol=1e-6)
+        np.testing.assert_allclose(by_pillow.numpy(), read_rgb(path), atol=1e-6)
     mask_path = str(tmp_path / "mask.png")
     for polarity in ("sharp_high", "blur_high"):
         by_tf = pipeline._decode_mask(tf.constant(mask_path), tf.constant(0), 0.5, polarity,
@@ -256,8 +257,8 @@ def test_pillow_decode_failure_is_counted_in_skip_mode(tmp_path):
     broken = tmp_path / "broken16.png"
     broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
     counter = data.DataErrorCounter()
-    reader = pipeline._pillow_reader(io.read_image, "skip", counter, 3)
+    reader = pipeline._pillow_reader(read_rgb, "skip", counter, 3)
     assert reader(tf.constant(str(broken))).shape == (0, 0, 3)
     assert counter.counts() == {"decode": 1} and "broken16.png" in counter.errors[0].path
     with pytest.raises(io.ImageReadError, match="broken16.png"):
-        pipeline._pillow_reader(io.read_image, "raise", counter, 3)(tf.constant(str(broken)))
+        pipeline._pillow_reader(read_rgb, "raise", counter, 3)(tf.constant(str(broken)))

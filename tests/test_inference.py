@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from keras_pbasr.cli import main as cli_main
-from keras_pbasr.inference import UnsupportedImageError, read_image, upscale, write_image
+from keras_pbasr.inference import UnsupportedImageError, read_image_array, upscale, write_image
 from keras_pbasr.inference.tiling import (
     feather_weights,
     pad_symmetric,
@@ -162,7 +162,7 @@ def test_model_with_one_input_channel(rng):
 )
 def test_real_lr_files_keep_mode_and_bit_depth(shared_data, tmp_path, name, mode, bit_depth):
     source = shared_data / "real_lr" / name
-    image = read_image(source)
+    image = read_image_array(source)
     result = upscale(tiny_model(), source, tile=128, tile_overlap=16, batch_size=4)
     assert result.shape[:2] == (4 * image.shape[0], 4 * image.shape[1])
     assert result.dtype == (np.uint16 if bit_depth == 16 else np.uint8)
@@ -172,7 +172,7 @@ def test_real_lr_files_keep_mode_and_bit_depth(shared_data, tmp_path, name, mode
     assert header[24] == bit_depth
     with Image.open(out) as img:
         assert img.mode == mode
-    np.testing.assert_array_equal(read_image(out), result)
+    np.testing.assert_array_equal(read_image_array(out), result)
 
 
 def test_unsupported_inputs_have_clear_errors(tmp_path):

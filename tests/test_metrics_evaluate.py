@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_pbasr.metrics import evaluation
-from keras_pbasr.metrics.discriminator_analysis import (
+from keras_pbasr.data.reblursr import mask_area_class
+from keras_pbasr.evaluation import evaluation
+from keras_pbasr.evaluation.discriminator_analysis import (
     analyze_discriminator,
     mask_to_map,
     pixel_loss,
@@ -156,11 +157,11 @@ def test_reblursr_npy_labels(tmp_path):
 def test_area_class_thresholds():
     mask = np.full((10, 10), 255.0)
     mask[:, :4] = 0
-    assert evaluation.area_class(mask) == "small"  # 40% blurred
+    assert mask_area_class(mask) == "small"  # 40% blurred
     mask[:, :5] = 0
-    assert evaluation.area_class(mask) == "medium"
+    assert mask_area_class(mask) == "medium"
     mask[:, :6] = 0
-    assert evaluation.area_class(mask) == "large"
+    assert mask_area_class(mask) == "large"
 
 
 # ---- discriminator analysis ------------------------------------------------------------

@@ -3,10 +3,13 @@
 >>> from keras_pbasr import blurmap
 >>> result = blurmap.estimate("photo.jpg")  # doctest: +SKIP
 >>> result.mask  # uint8, 0 = blurred, 255 = sharp  # doctest: +SKIP
+
+`area_class` (ReBlurSR's area class of a blurred fraction) lives in keras_pbasr.data.reblursr.
 """
 
 from keras_pbasr.blurmap.estimator import BlurMap, KerasBlurDetector, estimate, load_rgb
-from keras_pbasr.blurmap.scores import area_class, f_measure, mean_absolute_error, mean_iou
+from keras_pbasr.blurmap.scores import f_measure, mean_absolute_error, mean_iou
+from keras_pbasr.data.reblursr import area_class
 
 __all__ = [
     "BlurMap",

@@ -33,12 +33,3 @@ def f_measure(pred_sharp: np.ndarray, true_sharp: np.ndarray, beta2: float = 0.3
 def mean_absolute_error(soft_sharpness: np.ndarray, true_sharp: np.ndarray) -> float:
     """MAE between a soft sharpness map in [0, 1] and the binary label."""
     return float(np.abs(np.asarray(soft_sharpness, np.float64) - true_sharp).mean())
-
-
-def area_class(blurred_fraction: float) -> str:
-    """ReBlurSR's area class of an image by its blurred fraction."""
-    if blurred_fraction < 0.45:
-        return "small"
-    if blurred_fraction <= 0.55:
-        return "medium"
-    return "large"

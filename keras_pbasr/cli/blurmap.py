@@ -15,7 +15,7 @@ from keras_pbasr.utils.atomic_files import (
     refuse_same_file,
     write_text_atomic,
 )
-from keras_pbasr.utils.image_files import IMAGE_EXTENSIONS, SkippedFiles, find_image_files
+from keras_pbasr.utils.image_files import SkippedFiles, collect_inputs
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "too small or too large image is skipped with one line; the others are processed, "
         "stats.csv lists those that succeeded, and the exit status is 1.",
     )
-    p.add_argument("input", type=Path, help="image file or folder (searched recursively)")
+    p.add_argument("input", type=Path, help="image file or folder")
     p.add_argument("output_dir", type=Path, help="folder for the masks")
     p.add_argument("--soft", action="store_true", help="also write <stem>_soft.png maps")
     p.add_argument(
@@ -39,19 +39,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--detector", type=Path, help="a .keras blur detector model")
     p.add_argument("--threshold", type=float, help="fixed threshold instead of Otsu's")
+    p.add_argument("--recursive", action="store_true",
+                   help="also estimate the images in INPUT's sub-folders (stems must stay unique)")
     p.add_argument("--overwrite", action="store_true", help="replace existing masks")
     p.set_defaults(func=run)
-
-
-def list_images(path: Path) -> list[Path]:
-    if path.is_file():
-        return [path]
-    if not path.is_dir():
-        raise FileNotFoundError(f"{path} is neither an image file nor a folder")
-    files = find_image_files(path, recursive=True)
-    if not files:
-        raise FileNotFoundError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {path}")
-    return files
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from keras_pbasr.blurmap import KerasBlurDetector, area_class, estimate
     from keras_pbasr.inference.image_io import write_image
 
-    files = list_images(args.input)
+    files = collect_inputs(args.input, args.recursive)
     stems = [f.stem for f in files]
     dupes = {s for s in stems if stems.count(s) > 1}
     if dupes:

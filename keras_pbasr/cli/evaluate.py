@@ -36,14 +36,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="SR/HR size mismatch: fail (default) or compare the common top-left area")
     p.add_argument("--model", help="preset name or directory to run on --lr first")
     p.add_argument("--lr", help="folder of LR images for --model (also shown in the crops)")
+    p.add_argument("--recursive", action="store_true",
+                   help="also pair the images in sub-folders of every folder (stems must stay "
+                   "unique)")
     p.add_argument("--no-plots", action="store_true", help="skip the matplotlib figures")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from keras_pbasr.evaluation import evaluate
     from keras_pbasr.metrics.catalog import DEFAULT_METRICS
-    from keras_pbasr.metrics.evaluation import evaluate
 
     def split(text):
         return [t.strip() for t in text.split(",") if t.strip()] if text else None
@@ -55,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
             regions=split(args.regions), crop_border=args.crop_border,
             color_space=args.color_space, size_policy=args.size_policy, model=args.model,
             lr_dir=args.lr, plots=not args.no_plots, progress=not args.quiet,
-            on_error="skip",
+            on_error="skip", recursive=args.recursive,
         )
     except (ValueError, FileNotFoundError) as error:
         if args.debug:

@@ -9,10 +9,10 @@ from pathlib import Path
 
 from keras_pbasr.utils.atomic_files import check_writable_folder, output_folder, refuse_same_file
 from keras_pbasr.utils.image_files import (
-    IMAGE_EXTENSIONS,
     SkippedFiles,
     check_image_suffix,
-    find_image_files,
+    collect_inputs,
+    read_image_array,
 )
 
 
@@ -20,8 +20,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "upscale",
         help="super-resolve an image file or a folder of images with a preset",
-        description="Super-resolve INPUT (an image file, or a folder whose images are processed, "
-        "not recursively) into OUTPUT (a file, or a folder that is created). Grayscale stays "
+        description="Super-resolve INPUT (an image file, or a folder whose images are processed; "
+        "its sub-folders too with --recursive, mirrored in OUTPUT) into OUTPUT (a file, or a "
+        "folder that is created). Grayscale stays "
         "grayscale, alpha is kept, 16-bit stays 16-bit. Images are processed in overlapping "
         "tiles so memory stays bounded. Existing outputs are never replaced without "
         "--overwrite, and an input is never written over (hard links included). Outputs are "
@@ -53,21 +54,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--ext", default=None,
                    help="output format for folders, e.g. png (default: the input's, or png "
                    "where the input's cannot hold the result)")
+    p.add_argument("--recursive", action="store_true",
+                   help="also upscale the images in INPUT's sub-folders (OUTPUT mirrors them)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--clip", action="store_true",
                    help="clip float input pixels to [0, 1] instead of refusing values outside")
     p.set_defaults(func=run)
-
-
-def _list_inputs(path: Path) -> list[Path]:
-    if path.is_file():
-        return [path]
-    if not path.is_dir():
-        raise FileNotFoundError(f"input {path} is neither an image file nor a folder")
-    files = find_image_files(path)
-    if not files:
-        raise FileNotFoundError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {path}")
-    return files
 
 
 def _output_suffix(source: Path, ext: str | None) -> str:
@@ -76,13 +68,17 @@ def _output_suffix(source: Path, ext: str | None) -> str:
     return source.suffix.lower()
 
 
-def plan_outputs(input_path: Path, output: Path, ext: str | None) -> list[tuple[Path, Path]]:
-    """(input, output) pairs; folder inputs map to OUTPUT/<stem><suffix>."""
-    files = _list_inputs(input_path)
+def plan_outputs(input_path: Path, output: Path, ext: str | None,
+                 recursive: bool = False) -> list[tuple[Path, Path]]:
+    """(input, output) pairs; folder inputs map to OUTPUT/<stem><suffix> (with `recursive`,
+    OUTPUT/<sub-folder>/<stem><suffix>)."""
+    files = collect_inputs(input_path, recursive)
     if input_path.is_dir() or output.is_dir():
         if output.exists() and not output.is_dir():
             raise NotADirectoryError(f"{output} is a file; a folder INPUT needs a folder OUTPUT")
-        pairs = [(f, output / f"{f.stem}{_output_suffix(f, ext)}") for f in files]
+        root = input_path if input_path.is_dir() else input_path.parent
+        pairs = [(f, output / f.relative_to(root).parent / f"{f.stem}{_output_suffix(f, ext)}")
+                 for f in files]
     else:
         pairs = [(files[0], output.with_suffix("." + ext.lstrip(".")) if ext else output)]
     outputs = [out for _, out in pairs]
@@ -110,10 +106,10 @@ def _fit_suffix(out: Path, image) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from keras_pbasr.inference import read_image, upscale, write_image
+    from keras_pbasr.inference import upscale, write_image
     from keras_pbasr.presets import from_preset
 
-    pairs = plan_outputs(args.input, args.output, args.ext)
+    pairs = plan_outputs(args.input, args.output, args.ext, args.recursive)
     existing = [out for _, out in pairs if out.exists()]
     if existing and not args.overwrite:
         raise FileExistsError(
@@ -137,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"\r{label} [{bar}] {done}/{tiles} tiles", end="", file=sys.stderr,
                       flush=True)
 
-            image = skipped.attempt(source, lambda source=source: read_image(source))
+            image = skipped.attempt(source, lambda source=source: read_image_array(source))
             if image is None:
                 continue
             try:
@@ -152,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
             refuse_same_file(out, inputs)
             if out.exists() and not args.overwrite:
                 raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
+            out.parent.mkdir(parents=True, exist_ok=True)  # sub-folders with --recursive
             write_image(out, result)
             print(f"\r{label} -> {out} ({result.shape[1]}x{result.shape[0]})" + " " * 20,
                   file=sys.stderr)

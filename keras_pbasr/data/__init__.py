@@ -14,7 +14,8 @@ n_blur = round(B * blur_ratio) (default blur_ratio 0.5), n_general = B - n_blur.
 at HR resolution and follows HR through every crop, resize, flip and rotation.
 
 Only this package imports TensorFlow, and only when a TensorFlow-backed name is first used:
-`keras_pbasr.data.io` (Pillow reading), `keras_pbasr.data.sources` (file builders) and
+`keras_pbasr.data.io` (Pillow reading), `keras_pbasr.data.sources` (file builders),
+`keras_pbasr.data.reblursr` (the ReBlurSR labels and sources) and
 `numpy_batches` (pre-generated .npz batches) work without it.
 
 Example:
@@ -31,13 +32,8 @@ import importlib
 
 from keras_pbasr.data.cache import numpy_batches, write_batch_cache
 from keras_pbasr.data.errors import DataError, DataErrorCounter, DataErrorReport
-from keras_pbasr.data.io import (
-    ImageReadError,
-    binarize_mask,
-    list_images,
-    read_image,
-    read_mask,
-)
+from keras_pbasr.data.io import ImageReadError, binarize_mask, read_blur_mask, read_mask
+from keras_pbasr.data.reblursr import reblursr, reblursr_validation_pairs
 from keras_pbasr.data.sources import (
     ImagePair,
     SampleSource,
@@ -47,8 +43,6 @@ from keras_pbasr.data.sources import (
     pair_by_stem,
     paired_folders,
     preflight,
-    reblursr,
-    reblursr_validation_pairs,
     synthetic_blur,
 )
 
@@ -68,8 +62,8 @@ _LAZY = {
 
 __all__ = [
     "DataError", "DataErrorCounter", "DataErrorReport", "ImagePair", "ImageReadError",
-    "SampleSource", "binarize_mask", "blur_folder", "general_folder", "list_images", "load_pair",
-    "numpy_batches", "pair_by_stem", "paired_folders", "preflight", "read_image", "read_mask",
+    "SampleSource", "binarize_mask", "blur_folder", "general_folder", "load_pair",
+    "numpy_batches", "pair_by_stem", "paired_folders", "preflight", "read_blur_mask", "read_mask",
     "reblursr", "reblursr_validation_pairs", "synthetic_blur", "write_batch_cache", *_LAZY,
 ]
 

@@ -4,15 +4,15 @@ Files are decoded by `keras_pbasr.utils.image_files.read_image_array`, the packa
 reader (its docstring states the policy for bit depth, grayscale, alpha and EXIF orientation);
 the tf.data decoders in `keras_pbasr.data.sources` follow the same policy. On top of it:
 
-- Images: float32 (H, W, 3) RGB in [0, 1]; grayscale is expanded to RGB; alpha is
-  composited over a white background by default (`alpha="white"`), because transparent
-  pixels hold arbitrary colours that would otherwise leak into HR patches; `alpha="drop"`
-  ignores the alpha channel instead.
+- Images: `keras_pbasr.utils.image_files.read_rgb`, float32 (H, W, 3) RGB in [0, 1];
+  grayscale is expanded to RGB; alpha is composited over a white background by default
+  (`alpha="white"`), because transparent pixels hold arbitrary colours that would otherwise
+  leak into HR patches; `alpha="drop"` ignores the alpha channel instead.
 - Masks (blur maps): single channel, 1 = sharp, 0 = blurred after binarisation with
   `value / max_value >= threshold` (default threshold 0.5), colour masks averaged over RGB.
   `polarity="sharp_high"` is the ReBlurSR convention (0 = blurred, 255 = sharp);
   `polarity="blur_high"` reads the original CUHK blur-detection masks (255 = blurred) and
-  inverts them.
+  inverts them. `read_blur_mask` gives the map unbinarised in [0, 255] (evaluation).
 """
 
 from __future__ import annotations
@@ -23,29 +23,18 @@ from pathlib import Path
 import numpy as np
 
 from keras_pbasr.utils.image_files import (
-    IMAGE_EXTENSIONS,
     SIXTEEN_BIT_MODES,
     ImageNotFoundError,
     ImageReadError,
     ImageTooLargeError,
     check_pixel_count,
     exif_orientation,
-    find_image_files,
-    image_to_float_rgb,
     png_header,
     read_image_array,
     to_unit_float,
 )
 
 MASK_POLARITIES = ("sharp_high", "blur_high")
-
-
-def read_image(path: str | os.PathLike, alpha: str = "white") -> np.ndarray:
-    """Reads an image file as float32 (H, W, 3) RGB in [0, 1] (see the module policies).
-
-    Raises ImageReadError naming the file when it is missing, unreadable, corrupt or truncated.
-    """
-    return image_to_float_rgb(read_image_array(path), alpha)
 
 
 def binarize_mask(
@@ -71,6 +60,14 @@ def read_mask(
     if values.ndim == 3:
         values = values[..., :3]  # an alpha channel is not part of the map
     return binarize_mask(values, threshold, polarity)
+
+
+def read_blur_mask(path: str | os.PathLike) -> np.ndarray:
+    """Reads a blur map as float32 (H, W) in [0, 255] (0 = blurred, 255 = sharp), not
+    binarized: the evaluation's region weights and area classes threshold it themselves."""
+    array = read_image_array(path)
+    mask = array.astype(np.float32) / (257.0 if array.dtype == np.uint16 else 1.0)
+    return mask[..., 0] if mask.ndim == 3 else mask
 
 
 def image_header(path: str | os.PathLike) -> dict:
@@ -133,36 +130,3 @@ def check_file_integrity(path: str | os.PathLike, header: dict | None = None) ->
             tail = handle.read()
         if b"\xff\xd9" not in tail:
             raise ImageReadError(f"{path}: truncated JPEG (no end-of-image marker)")
-
-
-def list_images(
-    folder: str | os.PathLike, recursive: bool = True, file_list: str | os.PathLike | None = None
-) -> list[Path]:
-    """Sorted image files under `folder` (by extension), or those named in `file_list`.
-
-    `file_list` is a text file with one path per line, relative to `folder` (blank lines and
-    lines starting with # are ignored). Raises FileNotFoundError / ValueError with the path
-    when the folder is missing, a listed file is missing, or nothing is found.
-    """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"image folder not found: {folder}")
-    if file_list is not None:
-        names = [
-            line.strip() for line in Path(file_list).read_text().splitlines()
-            if line.strip() and not line.strip().startswith("#")
-        ]
-        files = [folder / name for name in names]
-        missing = [str(f) for f in files if not f.is_file()]
-        if missing:
-            raise FileNotFoundError(
-                f"{len(missing)} file(s) from {file_list} are missing, e.g. {missing[:3]}"
-            )
-    else:
-        files = find_image_files(folder, recursive)
-    if not files:
-        raise ValueError(
-            f"no images ({', '.join(IMAGE_EXTENSIONS)}) found in {folder}"
-            + (f" from {file_list}" if file_list else "")
-        )
-    return files

@@ -26,6 +26,7 @@ from keras_pbasr.data.sources import (
     preflight,
 )
 from keras_pbasr.data.synthetic import depth_like_region, synthesize_blur_kept
+from keras_pbasr.utils.image_files import read_rgb
 
 # Sub-seeds of one element's seed, one per random stage.
 _CROP, _SYNTHESIS, _DEGRADATION, _REGION, _FLIP = 1, 2, 3, 4, 5
@@ -66,7 +67,7 @@ def _decode_image(path, decoder, alpha: str, on_error: str, counter) -> tf.Tenso
         return rgb * weight + (1.0 - weight) if alpha == "white" else rgb
 
     def pillow():
-        read = _pillow_reader(lambda p: io.read_image(p, alpha), on_error, counter, 3)
+        read = _pillow_reader(lambda p: read_rgb(p, alpha), on_error, counter, 3)
         return tf.py_function(read, [path], tf.float32)
 
     branches = {DECODE_TF_RGB: tf_rgb, DECODE_TF_ALPHA: tf_alpha, DECODE_PILLOW: pillow}

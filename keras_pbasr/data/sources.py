@@ -18,6 +18,7 @@ import numpy as np
 
 from keras_pbasr.data import io
 from keras_pbasr.data.errors import DataErrorCounter
+from keras_pbasr.utils.image_files import collect_inputs, images_by_stem, read_rgb
 
 ON_ERROR = ("raise", "skip")
 # How each file is decoded inside tf.data (see pipeline._decode_image).
@@ -58,13 +59,45 @@ def general_folder(
     file_list: str | os.PathLike | None = None,
     alpha: str = "white",
 ) -> SampleSource:
-    """General HR images (DIV2K / Flickr2K / DIV8K style) from one or more folders."""
+    """General HR images (DIV2K / Flickr2K / DIV8K style) from one or more folders.
+
+    Sub-folders are searched by default (`recursive=True`: DIV8K-style trees); `file_list`
+    is a text file naming the images to use, one path per line relative to each folder
+    (blank lines and lines starting with # are ignored).
+    """
     if isinstance(folders, (str, os.PathLike)):
         folders = [folders]
     files: list[Path] = []
     for folder in folders:
-        files += io.list_images(folder, recursive=recursive, file_list=file_list)
+        files += (collect_inputs(folder, recursive) if file_list is None
+                  else listed_files(folder, file_list))
     return SampleSource("general", tuple(str(f) for f in files), alpha=alpha)
+
+
+def listed_files(folder: str | os.PathLike, file_list: str | os.PathLike) -> list[Path]:
+    """The files `file_list` names (one per line, relative to `folder`; blank lines and
+    # comments ignored). Raises FileNotFoundError naming the missing ones.
+
+    Example:
+    >>> listed_files("DIV2K", "subset.txt")  # doctest: +SKIP
+    [PosixPath('DIV2K/0001.png')]
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"image folder not found: {folder}")
+    names = [
+        line.strip() for line in Path(file_list).read_text().splitlines()
+        if line.strip() and not line.strip().startswith("#")
+    ]
+    files = [folder / name for name in names]
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"{len(missing)} file(s) from {file_list} are missing, e.g. {missing[:3]}"
+        )
+    if not files:
+        raise ValueError(f"no images listed in {file_list}")
+    return files
 
 
 def pair_by_stem(
@@ -109,8 +142,8 @@ def blur_folder(
         raise ValueError(f"on_missing_mask must be one of {ON_ERROR}, got {on_missing_mask!r}")
     if polarity not in io.MASK_POLARITIES:
         raise ValueError(f"polarity must be one of {io.MASK_POLARITIES}, got {polarity!r}")
-    images = io.list_images(hr_folder, recursive=recursive)
-    masks = io.list_images(mask_folder, recursive=recursive)
+    images = collect_inputs(hr_folder, recursive)
+    masks = collect_inputs(mask_folder, recursive)
     pairs, unpaired = pair_by_stem(images, masks)
     if unpaired:
         if on_missing_mask == "raise":
@@ -151,7 +184,7 @@ def synthetic_blur(
     """
     base = sharp if isinstance(sharp, SampleSource) else general_folder(sharp)
     regions = () if region_folder is None else tuple(
-        str(p) for p in io.list_images(region_folder, recursive=False)
+        str(p) for p in collect_inputs(region_folder)
     )
     if region_polarity not in io.MASK_POLARITIES:
         raise ValueError(f"region_polarity must be one of {io.MASK_POLARITIES}, "
@@ -192,7 +225,7 @@ def _check_one(
         header = io.image_header(hr)
         io.check_file_integrity(hr, header)
         if full_decode:
-            io.read_image(hr)
+            read_rgb(hr)
         if min(header["width"], header["height"]) < min_size:
             return 0, None, (f"{hr}: image {header['width']}x{header['height']} is smaller than "
                              f"the {min_size}x{min_size} patch")
@@ -274,7 +307,7 @@ class ImagePair:
     mask_path: Path | None = None
 
 
-def _lr_stem_candidates(stem: str, scale: int | None) -> list[str]:
+def lr_stem_candidates(stem: str, scale: int | None) -> list[str]:
     """LR files are often named <hr stem>, <hr stem>x4 or <hr stem>_x4 (Set5 LR_bicubic)."""
     candidates = [stem]
     if scale is not None:
@@ -290,14 +323,12 @@ def paired_folders(
 ) -> list[ImagePair]:
     """LR/HR(/mask) pairs for evaluation, matched by file stem (an LR file may carry an
     x{scale} suffix). Raises when the folders are missing or empty, or an HR file has no LR."""
-    hr_files = io.list_images(hr_folder, recursive=False)
-    lr_by_stem = {p.stem: p for p in io.list_images(lr_folder, recursive=False)}
-    mask_by_stem = (
-        {p.stem: p for p in io.list_images(mask_folder, recursive=False)} if mask_folder else {}
-    )
+    hr_files = collect_inputs(hr_folder)
+    lr_by_stem = images_by_stem(lr_folder)
+    mask_by_stem = images_by_stem(mask_folder) if mask_folder else {}
     pairs, missing = [], []
     for hr in hr_files:
-        lr = next((lr_by_stem[s] for s in _lr_stem_candidates(hr.stem, scale) if s in lr_by_stem),
+        lr = next((lr_by_stem[s] for s in lr_stem_candidates(hr.stem, scale) if s in lr_by_stem),
                   None)
         if lr is None:
             missing.append(str(hr))
@@ -323,7 +354,7 @@ def load_pair(
     With `scale`, HR is mod-cropped to LR * scale; an HR that does not match raises with the
     file names.
     """
-    lr, hr = io.read_image(pair.lr_path), io.read_image(pair.hr_path)
+    lr, hr = read_rgb(pair.lr_path), read_rgb(pair.hr_path)
     if scale is not None:
         want_h, want_w = lr.shape[0] * scale, lr.shape[1] * scale
         if not (0 <= hr.shape[0] - want_h < scale and 0 <= hr.shape[1] - want_w < scale):
@@ -340,132 +371,3 @@ def load_pair(
     else:
         mask = np.ones((*hr.shape[:2], 1), np.float32)
     return {"lr": lr, "hr": hr, "mask": mask}
-
-
-# ----------------------------------------------------------------------------- ReBlurSR
-
-REBLURSR_LABELS = {
-    "area": ("area_class.npy", ("large", "medium", "small")),
-    "intensity": ("degree_class.npy", ("heavy", "little", "middle")),
-    "blur_type": ("defocus_motion_class.npy", ("defocus", "motion")),
-    "split": ("train_validation.npy", ("train", "valid")),
-}
-
-
-def _load_labels(path: Path, stems: list[str], allow_pickle: bool) -> dict[str, int]:
-    """A label file as {stem: class}. An integer array is aligned with the sorted ALL_HR files;
-    a pickled dict (only with allow_pickle=True, for trusted files) maps names to classes."""
-    try:
-        values = np.load(path, allow_pickle=allow_pickle)
-    except ValueError as error:
-        raise ValueError(f"{path} holds Python objects; pass allow_pickle=True if you trust "
-                         "the file") from error
-    if values.dtype == object and values.shape == ():
-        return {Path(str(k)).stem: int(v) for k, v in values.item().items()}
-    values = np.asarray(values).reshape(-1)
-    if len(values) != len(stems):
-        raise ValueError(f"{path} has {len(values)} labels but ALL_HR has {len(stems)} images")
-    return dict(zip(stems, (int(v) for v in values)))
-
-
-def reblursr(
-    root: str | os.PathLike,
-    split: str = "train",
-    blur_type: str | None = None,
-    intensity: str | None = None,
-    area: str | None = None,
-    allow_pickle: bool = False,
-) -> SampleSource:
-    """Blur samples from the ReBlurSR dataset (masks: 0 = blurred, 255 = sharp).
-
-    Uses ALL_HR/, ALL_mask/ and the label files (area_class, degree_class,
-    defocus_motion_class, train_validation .npy) when present, so any subset by blur type
-    (defocus/motion), intensity (heavy/little/middle) and area (large/medium/small) can be
-    chosen; otherwise the split layout made by the official script,
-    {split}/{defocus,motion}/{HR,mask} (blur_type only).
-    """
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"ReBlurSR root not found: {root}")
-    if split not in ("train", "valid"):
-        raise ValueError(f"split must be 'train' or 'valid', got {split!r}")
-    wanted = {"split": split, "blur_type": blur_type, "intensity": intensity, "area": area}
-    for key, value in wanted.items():
-        if value is not None and value not in REBLURSR_LABELS[key][1]:
-            raise ValueError(f"{key} must be one of {REBLURSR_LABELS[key][1]}, got {value!r}")
-    if (root / "ALL_HR").is_dir():
-        images = io.list_images(root / "ALL_HR", recursive=False)
-        masks = io.list_images(root / "ALL_mask", recursive=False)
-        stems = [p.stem for p in images]
-        pairs, unpaired = pair_by_stem(images, masks)
-        if unpaired:
-            raise FileNotFoundError(f"{len(unpaired)} ALL_HR image(s) have no ALL_mask file, "
-                                    f"e.g. {[str(p) for p in unpaired[:3]]}")
-        keep = set(stems)
-        for key, value in wanted.items():
-            if value is None:
-                continue
-            file_name, names = REBLURSR_LABELS[key]
-            labels = _load_labels(root / file_name, stems, allow_pickle)
-            keep &= {stem for stem, label in labels.items() if label == names.index(value)}
-        pairs = [(image, mask) for image, mask in pairs if image.stem in keep]
-    else:
-        if intensity is not None or area is not None:
-            raise ValueError(f"{root} has no ALL_HR/ and label files: only blur_type subsets "
-                             "are possible in the split layout")
-        pairs = []
-        for kind in [blur_type] if blur_type else ["defocus", "motion"]:
-            folder = root / split / kind
-            if not folder.is_dir():
-                raise FileNotFoundError(f"neither {root / 'ALL_HR'} nor {folder} exists")
-            found, unpaired = pair_by_stem(io.list_images(folder / "HR", recursive=False),
-                                           io.list_images(folder / "mask", recursive=False))
-            if unpaired:
-                raise FileNotFoundError(f"{folder / 'HR'}: {len(unpaired)} image(s) without a "
-                                        f"mask, e.g. {[str(p) for p in unpaired[:3]]}")
-            pairs += found
-    if not pairs:
-        raise ValueError(f"no ReBlurSR samples in {root} for {wanted}")
-    return SampleSource("blur", tuple(str(i) for i, _ in pairs), tuple(str(m) for _, m in pairs))
-
-
-def reblursr_validation_pairs(
-    root: str | os.PathLike,
-    blur_type: str = "defocus",
-    intensity: str | None = None,
-    area: str | None = None,
-    scale: int = 4,
-    allow_pickle: bool = False,
-) -> list[ImagePair]:
-    """ReBlurSR-Test pairs (HR, LR/X4, mask) of one blur type, optionally one intensity/area.
-
-    LR files come from valid/{blur_type}/LR/X{scale}; HR and masks from valid/{blur_type}/{HR,
-    mask} (split layout) or from ALL_HR/ALL_mask.
-    """
-    root = Path(root)
-    lr_folder = root / "valid" / blur_type / "LR" / f"X{scale}"
-    split_hr = root / "valid" / blur_type / "HR"
-    if split_hr.is_dir():
-        pairs = paired_folders(lr_folder, split_hr, root / "valid" / blur_type / "mask", scale)
-    else:
-        # Only the LR files of this blur type define the subset; find their HR in ALL_HR.
-        lr_stems = {p.stem for p in io.list_images(lr_folder, recursive=False)}
-        hr_files = [p for p in io.list_images(root / "ALL_HR", recursive=False)
-                    if any(s in lr_stems for s in _lr_stem_candidates(p.stem, scale))]
-        masks = {p.stem: p for p in io.list_images(root / "ALL_mask", recursive=False)}
-        lr_by_stem = {p.stem: p for p in io.list_images(lr_folder, recursive=False)}
-        pairs = []
-        for hr in hr_files:
-            lr = next(lr_by_stem[s] for s in _lr_stem_candidates(hr.stem, scale) if s in lr_by_stem)
-            if hr.stem not in masks:
-                raise FileNotFoundError(f"{hr}: no mask with the same stem in {root / 'ALL_mask'}")
-            pairs.append(ImagePair(hr.stem, lr, hr, masks[hr.stem]))
-    if intensity is not None or area is not None:
-        subset = reblursr(root, split="valid", blur_type=None, intensity=intensity, area=area,
-                          allow_pickle=allow_pickle)
-        stems = {Path(p).stem for p in subset.hr_paths}
-        pairs = [pair for pair in pairs if pair.name in stems]
-    if not pairs:
-        raise ValueError(f"no ReBlurSR validation pairs in {root} for {blur_type}, "
-                         f"intensity={intensity}, area={area}")
-    return pairs

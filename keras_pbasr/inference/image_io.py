@@ -1,7 +1,8 @@
 """Image files with their bit depth: reading (the package's one reader) and writing.
 
-`read_image` is `keras_pbasr.utils.image_files.read_image_array` (see its policy: uint8 or
-uint16, (H, W) grayscale or (H, W, 3 | 4), alpha kept, EXIF orientation applied). Pillow
+Reading is `keras_pbasr.utils.image_files.read_image_array`, re-exported under its own name
+(its policy: uint8 or uint16, (H, W) grayscale or (H, W, 3 | 4), alpha kept, EXIF
+orientation applied). Pillow
 writes 8-bit images and 16-bit grayscale; 16-bit colour PNG goes through pypng (pure Python,
 `pip install pypng`), because Pillow cannot hold it.
 """
@@ -13,10 +14,14 @@ from pathlib import Path
 import numpy as np
 
 from keras_pbasr.utils.atomic_files import atomic_output
-from keras_pbasr.utils.image_files import UnsupportedImageError, check_image_suffix, pypng_module
-from keras_pbasr.utils.image_files import read_image_array as read_image
+from keras_pbasr.utils.image_files import (
+    UnsupportedImageError,
+    check_image_suffix,
+    pypng_module,
+    read_image_array,
+)
 
-__all__ = ["UnsupportedImageError", "check_image_suffix", "read_image", "write_image"]
+__all__ = ["UnsupportedImageError", "check_image_suffix", "read_image_array", "write_image"]
 
 
 def write_image(path: str | Path, array: np.ndarray) -> None:

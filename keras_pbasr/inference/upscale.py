@@ -21,7 +21,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from keras_pbasr.inference.image_io import read_image
+from keras_pbasr.inference.image_io import read_image_array
 from keras_pbasr.inference.tiling import (
     feather_weights,
     pad_symmetric,
@@ -423,7 +423,7 @@ def _upscale_any(image: Any, options: dict) -> Any:
     if isinstance(image, (list, tuple)):
         return [_upscale_any(item, options) for item in image]
     if isinstance(image, (str, Path)):
-        return _upscale_one(read_image(image), **options)
+        return _upscale_one(read_image_array(image), **options)
     if isinstance(image, np.ndarray):
         if image.ndim == 4:
             return np.stack([_upscale_one(item, **options) for item in image])

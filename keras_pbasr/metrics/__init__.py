@@ -1,4 +1,4 @@
-"""Image-quality metrics, restricted to blur or sharp regions, and evaluation reports.
+"""Image-quality metrics, restricted to blur or sharp regions, and their catalog.
 
 Full-reference metrics take SR and HR batches (N, H, W, 3) RGB in [0, 1] and an optional
 region weight (N, H, W, 1) (see `region_weight`), and return (N,) tensors; they follow
@@ -7,8 +7,6 @@ reference computes in float64 run in float64 on every backend (JAX inside jax.en
 """
 
 from keras_pbasr.metrics.catalog import DEFAULT_METRICS, METRICS, MetricSpec, compute_metric
-from keras_pbasr.metrics.discriminator_analysis import analyze_discriminator
-from keras_pbasr.metrics.evaluation import evaluate
 from keras_pbasr.metrics.gmsd import gmsd
 from keras_pbasr.metrics.niqe import niqe
 
@@ -26,10 +24,8 @@ __all__ = [
     "METRICS",
     "MetricSpec",
     "REGIONS",
-    "analyze_discriminator",
     "compute_metric",
     "dists_score",
-    "evaluate",
     "gmsd",
     "lpips_score",
     "ms_ssim",

@@ -24,6 +24,14 @@ Policy of `read_image_array` (what every reader in the package builds on):
   `ImageReadError` for an unreadable, corrupt or truncated one, `ImageTooLargeError` for one
   over the pixel limit; all are ValueErrors and `UnsupportedImageError`s.
 
+`read_rgb(path, alpha)` is the same reader's pixels as float32 (H, W, 3) RGB in [0, 1]
+(`image_to_float_rgb`), for training data and metrics.
+
+Folders are listed one way (`find_image_files`, and on top of it `collect_inputs` for a file
+or a folder of inputs and `images_by_stem` for folders paired by file stem), with one
+recursion rule: a folder means the images in it; sub-folders are searched only with
+`recursive=True` (`--recursive` in `pbasr upscale`, `blurmap` and `evaluate`).
+
 Folder runs (`pbasr upscale`, `blurmap`, `evaluate`, the training data) share one policy,
 `SkippedFiles`: a bad image is skipped with one line on stderr naming it and why, the run goes
 on, a summary line counts the skipped files, and the command exits with status 1.
@@ -167,6 +175,48 @@ def find_image_files(folder: str | os.PathLike, recursive: bool = False) -> list
         p for p in Path(folder).glob(pattern)
         if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
     )
+
+
+def collect_inputs(path: str | os.PathLike, recursive: bool = False) -> list[Path]:
+    """The images a command runs on: `[path]` for a file, the sorted image files of a folder
+    (and of its sub-folders when `recursive`). Raises FileNotFoundError when `path` is
+    neither, or when a folder holds no image.
+
+    Example:
+    >>> collect_inputs("photos", recursive=True)  # doctest: +SKIP
+    [PosixPath('photos/a.png'), PosixPath('photos/trip/b.jpg')]
+    """
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path} is neither an image file nor a folder")
+    files = find_image_files(path, recursive)
+    if not files:
+        where = "under" if recursive else "in"
+        raise FileNotFoundError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) {where} {path}")
+    return files
+
+
+def images_by_stem(folder: str | os.PathLike, recursive: bool = False) -> dict[str, Path]:
+    """{file stem: path} of the image files in `folder` (sorted by path), for folders that are
+    paired by stem (SR / HR / masks / LR). Two images with one stem are an error; an empty
+    folder gives {}; a missing one raises FileNotFoundError.
+
+    Example:
+    >>> images_by_stem("data/HR")  # doctest: +SKIP
+    {'0001': PosixPath('data/HR/0001.png')}
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"image folder {folder} does not exist")
+    found: dict[str, Path] = {}
+    for path in find_image_files(folder, recursive):
+        if path.stem in found:
+            raise ValueError(f"{folder}: two images share the stem {path.stem!r} "
+                             f"({found[path.stem]}, {path})")
+        found[path.stem] = path
+    return found
 
 
 def check_image_suffix(path: str | os.PathLike) -> None:
@@ -365,3 +415,16 @@ def image_to_float_rgb(array: np.ndarray, alpha: str = "white") -> np.ndarray:
     if image.shape[-1] == 1:
         image = np.repeat(image, 3, axis=-1)
     return np.ascontiguousarray(image, dtype=np.float32)
+
+
+def read_rgb(path: str | os.PathLike, alpha: str = "white") -> np.ndarray:
+    """Reads an image file as float32 (H, W, 3) RGB in [0, 1]: `read_image_array`, then
+    `image_to_float_rgb` (alpha composited over white, or dropped with alpha="drop").
+
+    Raises ImageReadError naming the file when it is missing, unreadable, corrupt or truncated.
+
+    Example:
+    >>> read_rgb("photo.png").dtype  # doctest: +SKIP
+    dtype('float32')
+    """
+    return image_to_float_rgb(read_image_array(path), alpha)

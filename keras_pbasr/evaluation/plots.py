@@ -6,11 +6,16 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_pbasr.metrics.reports import CROP, best_and_worst, ranking_metric
+from keras_pbasr.data.io import read_blur_mask
+from keras_pbasr.evaluation.reports import best_and_worst, ranking_metric
 from keras_pbasr.utils.atomic_files import atomic_output
+from keras_pbasr.utils.image_files import read_rgb
+
+CROP = 256  # side of the crops shown for the best and worst images, in HR pixels
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the Agg backend, imported on first use (only plots need it)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -21,7 +26,7 @@ def _pyplot():
 
 def plot_subset_bars(report: dict, out_dir: Path) -> list[Path]:
     """One figure per region: a bar chart of each metric's mean per subset."""
-    plt = _pyplot()
+    plt = pyplot()
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     metrics = report["settings"]["metrics"]
@@ -54,27 +59,25 @@ def _centre_crop(image: np.ndarray, top: int, left: int, size: int) -> np.ndarra
 
 
 def plot_best_worst(report: dict, out_dir: Path, *, sr_images, hr_images, masks,
-                    lr_dir=None) -> list[Path]:
+                    lr_images=None) -> list[Path]:
     """Side-by-side centre crops (LR | SR | HR | mask) of the best and worst images by the
     ranking metric (LPIPS when computed). LR is shown when lr_dir is given, upsampled by
     nearest neighbour to the crop size; the mask when masks are given."""
-    from keras_pbasr.metrics.evaluation import list_images, read_blur_mask, read_rgb
-
     if not sr_images or not hr_images:
         return []
-    plt = _pyplot()
+    plt = pyplot()
     out_dir.mkdir(parents=True, exist_ok=True)
     metric = ranking_metric(report)
-    lr_images = list_images(lr_dir) if lr_dir is not None else {}
+    lr_images = lr_images or {}
     paths = []
     for label, stem in zip(("best", "worst"), best_and_worst(report, metric)):
-        hr = read_rgb(hr_images[stem])
-        sr = read_rgb(sr_images[stem])[: hr.shape[0], : hr.shape[1]]
+        hr = read_rgb(hr_images[stem], alpha="drop")
+        sr = read_rgb(sr_images[stem], alpha="drop")[: hr.shape[0], : hr.shape[1]]
         size = min(CROP, hr.shape[0], hr.shape[1])
         top, left = (hr.shape[0] - size) // 2, (hr.shape[1] - size) // 2
         panels = []
         if stem in lr_images:
-            lr = read_rgb(lr_images[stem])
+            lr = read_rgb(lr_images[stem], alpha="drop")
             factor = max(1, round(hr.shape[0] / lr.shape[0]))
             lr_crop = _centre_crop(lr, top // factor, left // factor, max(1, size // factor))
             panels.append(("LR (nearest)", np.repeat(np.repeat(lr_crop, factor, 0), factor, 1)))

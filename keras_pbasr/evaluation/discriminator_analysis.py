@@ -14,6 +14,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_pbasr.evaluation.plots import pyplot
+from keras_pbasr.evaluation.reports import json_safe
 from keras_pbasr.metrics.resize import bilinear_matrix
 from keras_pbasr.utils.atomic_files import atomic_output, write_json_atomic
 
@@ -132,16 +134,12 @@ def analyze_discriminator(
                 summary[kind][f"nan_{region}"] = int(np.isnan(vals).sum())
     result = {"images": per_image, "mean": summary, "loss": loss, "conditional": conditional}
     if out is not None:
-        from keras_pbasr.metrics.reports import _json_safe
-
-        write_json_atomic(out / "discriminator_report.json", _json_safe(result))
+        write_json_atomic(out / "discriminator_report.json", json_safe(result))
     return result
 
 
 def _save_map(path: Path, loss_map: np.ndarray, title: str) -> None:
-    from keras_pbasr.metrics.plots import _pyplot
-
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(4, 4 * loss_map.shape[0] / max(loss_map.shape[1], 1) + 0.4))
     shown = ax.imshow(loss_map, cmap="magma")
     fig.colorbar(shown, ax=ax, fraction=0.046)

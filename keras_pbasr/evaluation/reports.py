@@ -1,4 +1,5 @@
-"""Writing evaluation results: results.json, results.csv, aggregates.csv, report.md, plots."""
+"""Evaluation reports: the results as JSON-safe data, results.csv, aggregates.csv, report.md,
+and the ranking the plots use (`keras_pbasr.evaluation.evaluation.write_reports` writes them)."""
 
 from __future__ import annotations
 
@@ -9,39 +10,18 @@ from pathlib import Path
 import numpy as np
 
 from keras_pbasr.metrics.catalog import METRICS
-from keras_pbasr.utils.atomic_files import atomic_output, write_json_atomic, write_text_atomic
-
-CROP = 256  # side of the crops shown for the best and worst images, in HR pixels
+from keras_pbasr.utils.atomic_files import atomic_output
 
 
-def _json_safe(value):
+def json_safe(value):
     """NaN -> None (JSON has no NaN); nested containers are converted recursively."""
     if isinstance(value, float) and math.isnan(value):
         return None
     if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
-
-
-def write_reports(report: dict, out_dir: Path, *, plots: bool = True, lr_dir=None,
-                  sr_images=None, hr_images=None, masks=None) -> list[Path]:
-    """Writes every report file into out_dir and returns their paths."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = [out_dir / "results.json", out_dir / "results.csv",
-               out_dir / "aggregates.csv", out_dir / "report.md"]
-    write_json_atomic(written[0], _json_safe(report))
-    write_results_csv(report, written[1])
-    write_aggregates_csv(report, written[2])
-    write_text_atomic(written[3], markdown_report(report))
-    if plots:
-        from keras_pbasr.metrics.plots import plot_best_worst, plot_subset_bars
-
-        written += plot_subset_bars(report, out_dir / "plots")
-        written += plot_best_worst(report, out_dir / "plots", sr_images=sr_images,
-                                   hr_images=hr_images, masks=masks, lr_dir=lr_dir)
-    return written
 
 
 def write_results_csv(report: dict, path: Path) -> None:
