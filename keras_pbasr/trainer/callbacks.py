@@ -14,7 +14,42 @@ class NonFiniteLossError(FloatingPointError):
     """A training loss became NaN or inf."""
 
 
-class StopOnNonFiniteLoss(keras.callbacks.Callback):
+class GlobalStepCallback(keras.callbacks.Callback):
+    """Base of the callbacks that act on the trainer's global step (its optimizer's
+    `iterations`, which BackupAndRestore restores): `on_global_step(step, logs)` runs after
+    every training step with the step just finished (1 after the first step of a new run).
+
+    The step is read at the first batch, not in on_train_begin: BackupAndRestore restores it
+    in its own on_train_begin, which may run after this one; variables are live in
+    on_train_batch_begin on every backend (JAX purges them only after that hook). From then
+    on it is counted here, so no variable is read per step.
+
+    Example:
+    >>> class PrintStep(GlobalStepCallback):
+    ...     def on_global_step(self, step, logs):
+    ...         print(step)
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.global_step: int | None = None
+
+    def on_train_begin(self, logs=None):
+        self.global_step = None
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.global_step is None:
+            self.global_step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.global_step += 1
+        self.on_global_step(self.global_step, logs)
+
+    def on_global_step(self, step: int, logs: dict | None) -> None:
+        """What the callback does after global step `step`; `logs` may be written to."""
+
+
+class StopOnNonFiniteLoss(GlobalStepCallback):
     """Stops `fit` with NonFiniteLossError, naming the global step and the loss, as soon as any
     logged loss is NaN or inf (`ignore`: diagnostics that may legitimately be NaN).
 
@@ -34,17 +69,8 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
         super().__init__()
         self.checkpoint_dir = checkpoint_dir
         self.ignore = set(ignore)
-        self._global_step = None
 
-    def on_train_begin(self, logs=None):
-        self._global_step = None
-
-    def on_train_batch_begin(self, batch, logs=None):
-        if self._global_step is None:
-            self._global_step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
-
-    def on_train_batch_end(self, batch, logs=None):
-        self._global_step += 1
+    def on_global_step(self, step, logs):
         bad = {}
         for name, value in (logs or {}).items():
             if name in self.ignore:
@@ -61,6 +87,6 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
             )
             details = ", ".join(f"{k}={v}" for k, v in sorted(bad.items()))
             raise NonFiniteLossError(
-                f"non-finite loss at training step {self._global_step}: {details}; "
+                f"non-finite loss at training step {step}: {details}; "
                 f"training stopped{where}"
             )

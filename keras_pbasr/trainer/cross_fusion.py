@@ -27,6 +27,8 @@ from collections.abc import Sequence
 import keras
 from keras import ops
 
+from keras_pbasr.trainer.callbacks import GlobalStepCallback
+
 COSINE_MODES = ("global", "per_tensor")
 FUSION_FORMS = ("printed", "unhalved", "constant")
 
@@ -109,7 +111,7 @@ def fused_weights(wg_list: Sequence, wb_list: Sequence, lambda0: float, mode: st
     return cos, lam, new_g, new_b
 
 
-class CrossFusion(keras.callbacks.Callback):
+class CrossFusion(GlobalStepCallback):
     """The CFM as a callback for `PBaSRTrainer.fit`.
 
     After every `interval`-th training step (global step counted by the trainer's optimizer, so a
@@ -174,7 +176,6 @@ class CrossFusion(keras.callbacks.Callback):
         self.last_lambda = None
         self.last_cosine = None
         self.history: list[dict] = []
-        self._global_step = None
         self._fuse = functools.partial(
             fused_weights, lambda0=self.lambda0, mode=self.cosine, form=self.form
         )
@@ -196,18 +197,10 @@ class CrossFusion(keras.callbacks.Callback):
             )
         if not hasattr(self.model, "generator_branch_weights"):
             raise TypeError("CrossFusion works on a PBaSRTrainer (two generator branches)")
-        # Read the global step lazily at the first batch: BackupAndRestore may restore it in its
-        # own on_train_begin, which can run after this one.
-        self._global_step = None
+        super().on_train_begin(logs)
 
-    def on_train_batch_begin(self, batch, logs=None):
-        if self._global_step is None:
-            # Variables are live here on every backend (JAX purges them only after this hook).
-            self._global_step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
-
-    def on_train_batch_end(self, batch, logs=None):
-        self._global_step += 1
-        if self._global_step % self.interval:
+    def on_global_step(self, step, logs):
+        if step % self.interval:
             return
         if keras.backend.backend() == "jax":
             self.model.jax_state_sync()
@@ -216,7 +209,7 @@ class CrossFusion(keras.callbacks.Callback):
         self.last_cosine = float(keras.ops.convert_to_numpy(cos))
         self.last_lambda = float(keras.ops.convert_to_numpy(lam))
         self.history.append(
-            {"step": self._global_step, "cosine": self.last_cosine, "lambda": self.last_lambda}
+            {"step": step, "cosine": self.last_cosine, "lambda": self.last_lambda}
         )
         if logs is not None:
             logs["cfm_cosine"] = self.last_cosine

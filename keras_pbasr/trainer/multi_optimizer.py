@@ -48,8 +48,14 @@ class MultiOptimizer(keras.optimizers.Optimizer):
     def sub_optimizer(self, name: str) -> keras.optimizers.Optimizer:
         return self.sub_optimizers[self.sub_optimizer_names.index(name)]
 
+    @property
+    def own_variables(self) -> list:
+        """This optimizer's own variables (iterations, the dummy learning rate), without the
+        sub-optimizers': the base class's public `variables`."""
+        return super().variables
+
     def own_variable_count(self) -> int:
-        return len(self._variables)
+        return len(self.own_variables)
 
     def variable_slices(self) -> dict[str, slice]:
         """Where each sub-optimizer's variables sit in `self.variables`."""
@@ -62,7 +68,7 @@ class MultiOptimizer(keras.optimizers.Optimizer):
 
     @property
     def variables(self):
-        merged = list(self._variables)
+        merged = self.own_variables
         for optimizer in self.sub_optimizers:
             merged.extend(optimizer.variables)
         return merged

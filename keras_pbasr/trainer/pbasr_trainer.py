@@ -33,7 +33,7 @@ import importlib
 import inspect
 import os
 import types
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import keras
 import numpy as np
@@ -46,6 +46,8 @@ from keras_pbasr.losses import (
     pixel_loss,
     region_means,
 )
+from keras_pbasr.losses.perceptual import PerceptualLoss
+from keras_pbasr.models.discriminators import ConditionalUNetDiscriminatorSN, UNetDiscriminatorSN
 from keras_pbasr.presets import from_preset
 from keras_pbasr.trainer.cross_fusion import branch_cosine
 from keras_pbasr.trainer.multi_optimizer import MultiOptimizer
@@ -187,16 +189,12 @@ class PBaSRTrainer(keras.Model):
             self.generator_blur = generator_blur
         if "general" in self.branches:
             if discriminator_general is None:
-                from keras_pbasr.models.discriminators import UNetDiscriminatorSN
-
                 discriminator_general = UNetDiscriminatorSN(
                     num_in_ch=out_channels, name="discriminator_general"
                 )
             self.discriminator_general = discriminator_general
         if "blur" in self.branches:
             if discriminator_blur is None:
-                from keras_pbasr.models.discriminators import ConditionalUNetDiscriminatorSN
-
                 discriminator_blur = ConditionalUNetDiscriminatorSN(
                     num_in_ch=out_channels, num_cond_ch=1, name="discriminator_blur"
                 )
@@ -325,8 +323,6 @@ class PBaSRTrainer(keras.Model):
                     template = default_adam() if given is None else given
                     optimizers[f"{kind}_{branch}"] = _clone_optimizer(template)
         if perceptual_weight and perceptual_loss is None:
-            from keras_pbasr.losses.perceptual import PerceptualLoss
-
             perceptual_loss = PerceptualLoss.default()
         self.perceptual_loss = perceptual_loss if perceptual_weight else None
         self.loss_settings = {
@@ -344,7 +340,7 @@ class PBaSRTrainer(keras.Model):
             import tensorflow as tf
 
             if tf.distribute.has_strategy() and jit_compile is not False:
-                # XLA under MirroredStrategy fails (reference.md section 4).
+                # XLA under MirroredStrategy fails (docs/references.md, "Keras 3 across backends").
                 jit_compile = False
         super().compile(optimizer=composite, jit_compile=jit_compile, run_eagerly=run_eagerly)
         networks = {}
@@ -477,10 +473,25 @@ class PBaSRTrainer(keras.Model):
                     (trainable[id(src)], non_trainable[id(dst)]) for src, dst in pairs
                 ]
             layout["optimizer"] = self.optimizer.variable_slices()
-            own = self.optimizer._variables
+            own = self.optimizer.own_variables
             layout["iterations"] = [id(v) for v in own].index(id(self.optimizer.iterations))
             self._layout_cache = layout
         return self._layout_cache
+
+    def finish_step(self, parts: dict, logs: dict, update_ema: Callable) -> dict:
+        """The shared end of the stateful (TensorFlow, torch) train steps: the EMA update of
+        the trained branches (`update_ema(pairs, decay)`, the backend's in-place update),
+        the branch cosine when both branches trained, and one more step on the global step.
+        The JAX step does the same on its explicit state (train_step_jax.py)."""
+        pairs = [pair for branch in parts for pair in self.ema_variable_pairs().get(branch, [])]
+        if pairs:
+            update_ema(pairs, self.ema_decay)
+        if len(parts) == 2:
+            logs["branch_cosine"] = self.branch_cosine_of(
+                [v.value for v in self.trainable_variables]
+            )
+        self.optimizer.iterations.assign_add(1)
+        return logs
 
     def branch_cosine_of(self, values_by_index: Sequence):
         """Cosine of the two branches' generator weights, taken from a list of trainable

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-from keras.src.backend import StatelessScope
+import keras
 
 
 def _run_stateless(trainer, fn, trainable, non_trainable):
@@ -20,7 +20,7 @@ def _run_stateless(trainer, fn, trainable, non_trainable):
     mapping = list(zip(trainer.trainable_variables, trainable)) + list(
         zip(trainer.non_trainable_variables, non_trainable)
     )
-    with StatelessScope(state_mapping=mapping) as scope:
+    with keras.StatelessScope(state_mapping=mapping) as scope:
         result = fn()
     updated = []
     for var, old in zip(trainer.non_trainable_variables, non_trainable):

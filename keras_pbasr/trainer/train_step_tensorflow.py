@@ -85,13 +85,4 @@ def train_step(trainer, data):
     for branch in parts:
         composite.sub_optimizer(f"d_{branch}").apply(d_grads[branch], d_vars[branch])
     logs.update(d_logs)
-
-    pairs = [pair for branch in parts for pair in trainer.ema_variable_pairs().get(branch, [])]
-    if pairs:
-        _update_ema(pairs, trainer.ema_decay)
-    if len(parts) == 2:
-        logs["branch_cosine"] = trainer.branch_cosine_of(
-            [v.value for v in trainer.trainable_variables]
-        )
-    composite.iterations.assign_add(1)
-    return logs
+    return trainer.finish_step(parts, logs, _update_ema)

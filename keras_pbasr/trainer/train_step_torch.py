@@ -50,12 +50,5 @@ def train_step(trainer, data):
     logs.update(d_logs)
 
     with torch.no_grad():
-        pairs = [pair for branch in parts for pair in trainer.ema_variable_pairs().get(branch, [])]
-        if pairs:
-            _update_ema(pairs, trainer.ema_decay)
-        if len(parts) == 2:
-            logs["branch_cosine"] = trainer.branch_cosine_of(
-                [v.value for v in trainer.trainable_variables]
-            )
-        composite.iterations.assign_add(1)
+        logs = trainer.finish_step(parts, logs, _update_ema)
     return {name: value.detach() for name, value in logs.items()}

@@ -1,7 +1,7 @@
 """Unsharp masking of the HR targets (Real-ESRGAN `USMSharp`) in keras.ops.
 
 Real-ESRGAN computes the L1 and perceptual losses against a USM-sharpened GT, while the
-discriminator's real sample stays unsharpened (shared/docs/reference.md section 3).
+discriminator's real sample stays unsharpened (docs/references.md, "Training recipe").
 """
 
 from __future__ import annotations
