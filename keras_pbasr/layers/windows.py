@@ -1,6 +1,7 @@
 """Window attention pieces shared by the Swin-style backbones (SRFormer's permuted
 self-attention, FeMaSR's Swin blocks): window partitioning, the region labels behind the
-shifted-window mask, and the masked softmax attention inside windows.
+shifted-window mask, the relative position index, the masked softmax attention inside
+windows, and `WindowAttentionBase`, the layer both attentions subclass.
 
 Shapes that depend on the image size are read with `keras.ops.shape` at call time, so H and W
 stay dynamic on every backend.
@@ -8,7 +9,8 @@ stay dynamic on every backend.
 
 from __future__ import annotations
 
-from keras import initializers, ops
+import numpy as np
+from keras import initializers, layers, ops
 
 # Value added to the logits of token pairs that the cyclic shift brought together from
 # different image regions (the official codes' masked_fill value).
@@ -87,3 +89,83 @@ def attend_in_windows(queries, keys, values, bias_table, position_index, attenti
         logits = ops.reshape(logits, (-1, heads, n, m))
     out = ops.matmul(ops.softmax(logits, axis=-1), values)
     return ops.reshape(ops.transpose(out, (0, 2, 1, 3)), (-1, n, heads * head_dim))
+
+
+def relative_position_index(window_size: int) -> np.ndarray:
+    """(ws*ws, ws*ws) rows of Swin's relative position bias table:
+    (dy + ws - 1) * (2ws - 1) + (dx + ws - 1) for every query / key pair of a window.
+
+    Example:
+    >>> relative_position_index(2)
+    array([[4, 3, 1, 0],
+           [5, 4, 2, 1],
+           [7, 6, 4, 3],
+           [8, 7, 5, 4]], dtype=int32)
+    """
+    rows, cols = np.meshgrid(np.arange(window_size), np.arange(window_size), indexing="ij")
+    rows, cols = rows.reshape(-1), cols.reshape(-1)
+    delta_rows = rows[:, None] - rows[None, :] + window_size - 1
+    delta_cols = cols[:, None] - cols[None, :] + window_size - 1
+    return (delta_rows * (2 * window_size - 1) + delta_cols).astype("int32")
+
+
+class WindowAttentionBase(layers.Layer):
+    """Multi-head attention inside windows with a relative position bias, then `proj`.
+
+    The shared part of FeMaSR's Swin `WindowAttention` and SRFormer's
+    `PermutedSelfAttention`: settings, the (2b - 1)^2 x heads bias table (b =
+    `bias_window_size`, the side of the key grid), the attention and the output projection.
+    A subclass creates its input projections and `proj` (Dense layers, built here in the
+    order `projections()` lists them), sets `position_index` (the bias table row of each
+    (query, key) pair) and implements `queries_keys_values(x)`.
+
+    Call on (num_windows*N, ws*ws, dim) with an optional additive `attention_mask` of shape
+    (num_windows, queries, keys).
+    """
+
+    def __init__(self, dim: int, num_heads: int, window_size: int, bias_window_size: int,
+                 **kwargs):
+        super().__init__(**kwargs)
+        if dim % num_heads:
+            raise ValueError(f"dim {dim} must be divisible by num_heads {num_heads}")
+        self.dim = dim
+        self.num_heads = num_heads
+        self.window_size = window_size
+        self.bias_window_size = bias_window_size
+        self.head_dim = dim // num_heads
+        self.scale = self.head_dim**-0.5
+
+    def projections(self) -> list[layers.Layer]:
+        """The Dense layers on tokens of `dim` channels, in build order (`proj` last)."""
+        raise NotImplementedError
+
+    def queries_keys_values(self, x):
+        """(queries scaled by `scale`, keys, values), each (B*nW, heads, tokens, head_dim)."""
+        raise NotImplementedError
+
+    def build(self, input_shape):
+        for projection in self.projections():
+            projection.build((None, self.dim))
+        self.relative_position_bias_table = self.add_weight(
+            shape=((2 * self.bias_window_size - 1) ** 2, self.num_heads),
+            initializer=trunc_normal_002(),
+            name="relative_position_bias_table",
+        )
+
+    def call(self, x, attention_mask=None):
+        q, k, v = self.queries_keys_values(x)
+        out = attend_in_windows(
+            q, k, v, self.relative_position_bias_table, self.position_index, attention_mask
+        )
+        return self.proj(out)
+
+    def compute_output_shape(self, input_shape, attention_mask_shape=None):
+        return input_shape
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "dim": self.dim,
+            "num_heads": self.num_heads,
+            "window_size": self.window_size,
+        }

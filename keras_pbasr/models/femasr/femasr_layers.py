@@ -7,12 +7,12 @@ with `keras.ops.shape` at call time, so H and W stay dynamic on every backend.
 
 from __future__ import annotations
 
-import numpy as np
 from keras import KerasTensor, initializers, layers, ops, saving
 
 from keras_pbasr.layers.windows import (
     SHIFTED_WINDOW_MASK_VALUE,
-    attend_in_windows,
+    WindowAttentionBase,
+    relative_position_index,
     trunc_normal_002,
     window_partition,
     window_region_labels,
@@ -71,16 +71,6 @@ def code_matching_losses(z, z_q_gt, beta: float) -> dict:
         "codebook": beta * ops.mean(ops.square(target - z)),
         "code_gram": gram_matrix_loss(z, target),
     }
-
-
-def relative_position_index(window_size: int) -> np.ndarray:
-    """(ws*ws, ws*ws) rows of Swin's relative position bias table:
-    (dy + ws - 1) * (2ws - 1) + (dx + ws - 1) for every query / key pair of a window."""
-    rows, cols = np.meshgrid(np.arange(window_size), np.arange(window_size), indexing="ij")
-    rows, cols = rows.reshape(-1), cols.reshape(-1)
-    delta_rows = rows[:, None] - rows[None, :] + window_size - 1
-    delta_cols = cols[:, None] - cols[None, :] + window_size - 1
-    return (delta_rows * (2 * window_size - 1) + delta_cols).astype("int32")
 
 
 def swin_attention_mask(height, width, window_size: int, shift_size: int):
@@ -205,7 +195,7 @@ class VectorQuantizer(layers.Layer):
 
 
 @saving.register_keras_serializable(package="keras_pbasr")
-class WindowAttention(layers.Layer):
+class WindowAttention(WindowAttentionBase):
     """Swin multi-head self-attention inside windows, with a relative position bias.
 
     Call on (num_windows*N, ws*ws, dim) with an optional additive `attention_mask` of shape
@@ -218,49 +208,19 @@ class WindowAttention(layers.Layer):
     """
 
     def __init__(self, dim: int, num_heads: int, window_size: int, **kwargs):
-        super().__init__(**kwargs)
-        if dim % num_heads:
-            raise ValueError(f"dim {dim} must be divisible by num_heads {num_heads}")
-        self.dim = dim
-        self.num_heads = num_heads
-        self.window_size = window_size
-        self.head_dim = dim // num_heads
-        self.scale = self.head_dim**-0.5
+        super().__init__(dim, num_heads, window_size, bias_window_size=window_size, **kwargs)
         self.qkv = layers.Dense(3 * dim, kernel_initializer=trunc_normal_002(), name="qkv")
         self.proj = layers.Dense(dim, kernel_initializer=trunc_normal_002(), name="proj")
         self.position_index = relative_position_index(window_size).reshape(-1)
 
-    def build(self, input_shape):
-        self.qkv.build((None, self.dim))
-        self.proj.build((None, self.dim))
-        self.relative_position_bias_table = self.add_weight(
-            shape=((2 * self.window_size - 1) ** 2, self.num_heads),
-            initializer=trunc_normal_002(),
-            name="relative_position_bias_table",
-        )
+    def projections(self):
+        return [self.qkv, self.proj]
 
-    def call(self, x, attention_mask=None):
+    def queries_keys_values(self, x):
         n = self.window_size * self.window_size
-        heads = self.num_heads
-        qkv = ops.reshape(self.qkv(x), (-1, n, 3, heads, self.head_dim))
+        qkv = ops.reshape(self.qkv(x), (-1, n, 3, self.num_heads, self.head_dim))
         qkv = ops.transpose(qkv, (2, 0, 3, 1, 4))  # (3, B, heads, n, head_dim)
-        q, k, v = qkv[0] * ops.cast(self.scale, x.dtype), qkv[1], qkv[2]
-
-        out = attend_in_windows(
-            q, k, v, self.relative_position_bias_table, self.position_index, attention_mask
-        )
-        return self.proj(out)
-
-    def compute_output_shape(self, input_shape, attention_mask_shape=None):
-        return input_shape
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "dim": self.dim,
-            "num_heads": self.num_heads,
-            "window_size": self.window_size,
-        }
+        return qkv[0] * ops.cast(self.scale, x.dtype), qkv[1], qkv[2]
 
 
 @saving.register_keras_serializable(package="keras_pbasr")

@@ -14,7 +14,8 @@ from keras import layers, ops, random, saving
 
 from keras_pbasr.layers.windows import (
     SHIFTED_WINDOW_MASK_VALUE,
-    attend_in_windows,
+    WindowAttentionBase,
+    relative_position_index,
     trunc_normal_002,
     window_partition,
     window_region_labels,
@@ -34,11 +35,7 @@ def aligned_relative_position_index(window_size: int) -> np.ndarray:
     encoded as (dy + p - 1) * (2p - 1) + (dx + p - 1) with p = ws / 2.
     """
     permuted = window_size // 2
-    rows, cols = np.meshgrid(np.arange(permuted), np.arange(permuted), indexing="ij")
-    rows, cols = rows.reshape(-1), cols.reshape(-1)
-    delta_rows = rows[:, None] - rows[None, :] + permuted - 1
-    delta_cols = cols[:, None] - cols[None, :] + permuted - 1
-    permuted_index = delta_rows * (2 * permuted - 1) + delta_cols  # (p*p, p*p)
+    permuted_index = relative_position_index(permuted)  # (p*p, p*p)
 
     y, x = np.meshgrid(np.arange(window_size), np.arange(window_size), indexing="ij")
     query_cell = (y // 2) * permuted + (x // 2)  # permuted cell of every full-res query
@@ -87,7 +84,7 @@ class MeanShift(layers.Layer):
 
 
 @saving.register_keras_serializable(package="keras_pbasr")
-class PermutedSelfAttention(layers.Layer):
+class PermutedSelfAttention(WindowAttentionBase):
     """Permuted self-attention (PSA) over windows of tokens (official name: PSA).
 
     Queries keep all `dim` channels at full window resolution (n = ws*ws tokens). Keys and
@@ -106,35 +103,22 @@ class PermutedSelfAttention(layers.Layer):
     """
 
     def __init__(self, dim: int, num_heads: int, window_size: int, **kwargs):
-        super().__init__(**kwargs)
         if dim % 4 or dim % num_heads:
             raise ValueError(f"dim {dim} must be divisible by 4 and by num_heads {num_heads}")
         if window_size % 2:
             raise ValueError(f"window_size must be even (2x2 key folding), got {window_size}")
-        self.dim = dim
-        self.num_heads = num_heads
-        self.window_size = window_size
+        super().__init__(dim, num_heads, window_size, bias_window_size=window_size // 2,
+                         **kwargs)
         self.permuted_window_size = window_size // 2
-        self.head_dim = dim // num_heads
-        self.scale = self.head_dim**-0.5
         self.q = layers.Dense(dim, kernel_initializer=trunc_normal_002(), name="q")
         self.kv = layers.Dense(dim // 2, kernel_initializer=trunc_normal_002(), name="kv")
         self.proj = layers.Dense(dim, kernel_initializer=trunc_normal_002(), name="proj")
         self.position_index = aligned_relative_position_index(window_size).reshape(-1)
 
-    def build(self, input_shape):
-        token_shape = (None, self.dim)
-        self.q.build(token_shape)
-        self.kv.build(token_shape)
-        self.proj.build(token_shape)
-        table_size = (2 * self.permuted_window_size - 1) ** 2
-        self.relative_position_bias_table = self.add_weight(
-            shape=(table_size, self.num_heads),
-            initializer=trunc_normal_002(),
-            name="relative_position_bias_table",
-        )
+    def projections(self):
+        return [self.q, self.kv, self.proj]
 
-    def call(self, x, attention_mask=None):
+    def queries_keys_values(self, x):
         n = self.window_size * self.window_size
         p = self.permuted_window_size
         heads, head_dim, quarter = self.num_heads, self.head_dim, self.dim // 4
@@ -148,22 +132,7 @@ class PermutedSelfAttention(layers.Layer):
         kv = ops.reshape(kv, (-1, n // 4, 2, heads, head_dim))
         k = ops.transpose(kv[:, :, 0], (0, 2, 1, 3))  # (B, heads, n/4, head_dim)
         v = ops.transpose(kv[:, :, 1], (0, 2, 1, 3))
-
-        out = attend_in_windows(
-            q, k, v, self.relative_position_bias_table, self.position_index, attention_mask
-        )
-        return self.proj(out)
-
-    def compute_output_shape(self, input_shape, attention_mask_shape=None):
-        return input_shape
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "dim": self.dim,
-            "num_heads": self.num_heads,
-            "window_size": self.window_size,
-        }
+        return q, k, v
 
 
 @saving.register_keras_serializable(package="keras_pbasr")
