@@ -6,16 +6,38 @@ orientations, M = 3 blocks, sigma_n^2 = 0.4, subbands 4, 7, ..., 25 of the rever
 
 from __future__ import annotations
 
+import functools
+import json
 import math
+from importlib import resources
 
 import numpy as np
 from keras import ops
 
-from keras_pbasr.metrics._sp5_filters import sp5_filters
 from keras_pbasr.metrics.color import luma_255
 from keras_pbasr.metrics.compilation import compiled_metric
 from keras_pbasr.metrics.functional import filter2d, filter_bank2d, mean_pool, pad2d
 from keras_pbasr.metrics.regions import nan_if_empty, prepare_pair
+
+# The order-5 steerable pyramid filters (sp5Filters of Simoncelli's matlabPyrTools), as data.
+SP5_FILTERS_FILE = "sp5_filters.json"
+
+
+@functools.lru_cache(maxsize=1)
+def _sp5_filters_json() -> str:
+    return resources.files("keras_pbasr.metrics").joinpath(SP5_FILTERS_FILE).read_text()
+
+
+def sp5_filters() -> dict[str, np.ndarray]:
+    """hi0filt (9x9), lo0filt (5x5), lofilt (9x9, times 2) and bfilts (49, 6): column b is
+    the 7x7 band filter of orientation b, flattened in MATLAB (column-major) order.
+
+    Example:
+    >>> sp5_filters()["bfilts"].shape
+    (49, 6)
+    """
+    return {name: np.asarray(values, np.float64)
+            for name, values in json.loads(_sp5_filters_json()).items()}
 
 LEVELS = 4
 ORIENTATIONS = 6
