@@ -9,8 +9,9 @@ Which route each backend takes (tried on keras 3.15; see the issue-8 note):
   TensorFlow in a subprocess.
 
 A subprocess re-export saves the model as a .keras file and reloads it under the other
-backend, which gives identical outputs (shared/docs/reference.md section 4). JAX's native ONNX
-path needs jax2onnx, whose dependency tree (flax, orbax, tensorstore) this package avoids.
+backend, which gives identical outputs (docs/references.md, "Keras 3 across backends").
+JAX's native ONNX path needs jax2onnx, whose dependency tree (flax, orbax, tensorstore) this
+package avoids.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 
 import keras
 
+from keras_pbasr.presets.preset_io import registered_preset_class
 from keras_pbasr.utils.atomic_files import atomic_directory, atomic_output
 
 FORMATS = ("saved_model", "onnx")
@@ -135,8 +137,6 @@ def _reexport_main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import json
     import zipfile
-
-    from keras_pbasr.presets.preset_io import registered_preset_class
 
     with zipfile.ZipFile(args.keras_file) as archive:
         config = json.loads(archive.read("config.json"))

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import keras
 import numpy as np
 
+from keras_pbasr.convert.tensors import torch_conv_to_keras, torch_linear_to_keras
 from keras_pbasr.utils.arguments import UnknownArgumentError
 
 # Modules that define and register converters; add yours here (one line).
@@ -258,8 +259,6 @@ def norm_targets(layer: keras.layers.Layer, torch_name: str) -> dict[str, Weight
 
 def dense_targets(layer: keras.layers.Dense, torch_name: str) -> dict[str, WeightTarget]:
     """`torch_name.weight` / `.bias` of an nn.Linear -> a Keras Dense's kernel / bias."""
-    from keras_pbasr.convert.tensors import torch_linear_to_keras
-
     return {
         f"{torch_name}.weight": WeightTarget(layer.kernel, torch_linear_to_keras),
         f"{torch_name}.bias": WeightTarget(layer.bias),
@@ -271,8 +270,6 @@ def conv_targets(layer: keras.layers.Layer, torch_name: str,
                  bias_transform: Callable[[np.ndarray], np.ndarray] | None = None,
                  ) -> dict[str, WeightTarget]:
     """`torch_name.weight` / `.bias` of an nn.Conv2d -> a Keras Conv2D's kernel / bias."""
-    from keras_pbasr.convert.tensors import torch_conv_to_keras
-
     def kernel(w):
         w = torch_conv_to_keras(w)
         return w if kernel_transform is None else kernel_transform(w)

@@ -1,9 +1,10 @@
 """ReBlurSR knowledge in one place: its label files and codes, its area classes, its folders.
 
-ReBlurSR (reference: docs/references.md) labels every image with a blur type (defocus or
-motion), an intensity (heavy, little, middle), an area class (large, medium, small: the share
-of blurred pixels) and a train/validation split, as .npy arrays of class codes aligned with
-the sorted ALL_HR files. Masks are 0 = blurred, 255 = sharp. Nothing here imports TensorFlow.
+ReBlurSR labels every image with a blur type (defocus or motion), an intensity (heavy,
+little, middle), an area class (large, medium, small: the share of blurred pixels) and a
+train/validation split, as .npy arrays of class codes aligned with the sorted ALL_HR files
+(docs/references.md, "ReBlurSR layout and label codes"). Masks are 0 = blurred, 255 = sharp.
+Nothing here imports TensorFlow.
 
 `reblursr` and `reblursr_validation_pairs` are its training and validation sources (layouts:
 ALL_HR/ + ALL_mask/ + the label files, or the official script's {split}/{type}/{HR,mask}).

@@ -18,6 +18,7 @@ from keras_pbasr.metrics.compilation import compiled_metric
 from keras_pbasr.metrics.functional import filter2d, gaussian_window, pad2d
 from keras_pbasr.metrics.regions import crop_border as crop
 from keras_pbasr.metrics.resize import imresize_matlab
+from keras_pbasr.weights.niqe_params import load_niqe_params
 
 BLOCK_SIZE = 96
 SHIFTS = ((0, 1), (1, 0), (1, 1), (1, -1))
@@ -113,8 +114,6 @@ def niqe(img, *, crop_border: int = 0, color_space: str = "yiq", params=None):
     Returns (N,) float64.
     """
     if params is None:
-        from keras_pbasr.weights.niqe_params import load_niqe_params
-
         params = load_niqe_params()
     img = ops.cast(ops.convert_to_tensor(img), "float32")
     img = crop(img, int(crop_border))

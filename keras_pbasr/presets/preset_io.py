@@ -18,6 +18,7 @@ import keras
 from keras_pbasr.models import PRESET_CLASSES
 from keras_pbasr.utils.atomic_files import atomic_output, write_json_atomic
 from keras_pbasr.utils.file_hash import file_sha256
+from keras_pbasr.version import __version__
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.weights.h5"
@@ -56,8 +57,6 @@ def save_to_preset(
     weights_path = preset_dir / WEIGHTS_FILE
     with atomic_output(weights_path) as tmp:
         model.save_weights(tmp)
-
-    from keras_pbasr.version import __version__
 
     meta = {
         "keras_pbasr_version": __version__,

@@ -6,6 +6,8 @@ import importlib.metadata
 import os
 import platform
 
+from keras_pbasr.version import __version__
+
 
 def package_version(dist: str) -> str | None:
     try:
@@ -74,8 +76,6 @@ def machine_info() -> dict[str, object]:
 
 def environment_info() -> dict[str, object]:
     import keras
-
-    from keras_pbasr.version import __version__
 
     return {
         "keras_pbasr": __version__,
