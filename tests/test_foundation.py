@@ -54,6 +54,19 @@ def test_import_and_build_without_tensorflow():
     assert "ok" in proc.stdout
 
 
+def test_models_trainer_inference_evaluation_import_without_tensorflow():
+    """Only tf.data needs TensorFlow: the model, trainer, inference and evaluation packages
+    (and the package root, which imports them) load with it blocked."""
+    proc = _run_without_tf(
+        "import keras_pbasr, keras_pbasr.models, keras_pbasr.trainer, keras_pbasr.inference\n"
+        "import keras_pbasr.evaluation, keras_pbasr.metrics, keras_pbasr.data.reblursr\n"
+        "assert 'tensorflow' not in sys.modules\n"
+        "print('ok')\n"
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "ok" in proc.stdout
+
+
 def test_cli_info_json(capsys):
     assert main(["info", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
