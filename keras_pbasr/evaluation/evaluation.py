@@ -169,7 +169,14 @@ def pair_images(sr_dir: str | Path, hr_images: dict[str, Path], *,
                 mask_dir: str | Path | None = None, labels_dir: str | Path | None = None,
                 recursive: bool = False) -> ImagePairs:
     """Step 1: pairs the SR files with the HR files by stem (unpaired ones are reported on
-    stderr and ignored), finds each pair's blur mask and loads the subset labels."""
+    stderr and ignored), finds each pair's blur mask and loads the subset labels.
+
+    Example:
+    >>> hr = images_by_stem("data/HR")  # doctest: +SKIP
+    >>> pairs = pair_images("out/sr", hr, mask_dir="data/mask")  # doctest: +SKIP
+    >>> pairs.stems[:2]  # doctest: +SKIP
+    ['0001', '0002']
+    """
     sr_images = images_by_stem(sr_dir, recursive)
     stems = sorted(set(hr_images) & set(sr_images))
     unpaired = {"hr_without_sr": sorted(set(hr_images) - set(sr_images)),
@@ -225,7 +232,14 @@ def score_pairs(pairs: ImagePairs, *, metrics: list[str], regions: list[str],
                 skipped: SkippedFiles | None = None, progress: bool = True):
     """Step 2: scores every pair; returns ({stem: {region: {metric: value}}}, {stem: labels})
     where an image's labels gain its area class from its mask when no label gives it. With
-    `skipped`, an unreadable pair is skipped and counted there instead of raising."""
+    `skipped`, an unreadable pair is skipped and counted there instead of raising.
+
+    Example:
+    >>> results, labels = score_pairs(pairs, metrics=["psnr"],  # doctest: +SKIP
+    ...                               regions=["all", "blur", "sharp"])
+    >>> results["0001"]["blur"]["psnr"]  # doctest: +SKIP
+    27.3
+    """
     results: dict[str, dict] = {}
     image_labels: dict[str, dict[str, str]] = {}
     bar = Progress(len(pairs.stems), enabled=progress)
@@ -258,7 +272,13 @@ def score_pairs(pairs: ImagePairs, *, metrics: list[str], regions: list[str],
 def write_reports(report: dict, out_dir: Path, *, plots: bool = True, lr_dir=None,
                   sr_images=None, hr_images=None, masks=None) -> list[Path]:
     """Step 4: writes results.json, results.csv, aggregates.csv, report.md and (with `plots`)
-    the plots into out_dir; returns their paths."""
+    the plots into out_dir; returns their paths.
+
+    Example:
+    >>> report = evaluate(sr_dir="out/sr", hr_dir="data/HR")  # doctest: +SKIP
+    >>> write_reports(report, Path("out/eval"), plots=False)[0]  # doctest: +SKIP
+    PosixPath('out/eval/results.json')
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     written = [out_dir / "results.json", out_dir / "results.csv",
                out_dir / "aggregates.csv", out_dir / "report.md"]
@@ -391,7 +411,12 @@ def evaluate(
 
 def aggregate(results: dict, image_labels: dict) -> dict:
     """Step 3: {subset: {region: {metric: {"mean", "count", "nan"}}}}; NaNs (empty regions) are
-    left out of the mean and counted."""
+    left out of the mean and counted.
+
+    Example:
+    >>> aggregate({"a": {"all": {"psnr": 30.0}}}, {"a": {"blur_type": "motion"}})["motion"]
+    {'all': {'psnr': {'mean': 30.0, 'count': 1, 'nan': 0}}}
+    """
     values: dict = {}
     for stem, by_region in results.items():
         for subset in subsets_of(image_labels.get(stem, {})):
