@@ -86,6 +86,7 @@ def _call_releasing_intermediates(model: keras.Model, x):
     realesr-general-x4v3. Freeing tensors as soon as no later layer needs them keeps only
     the live ones.
     """
+    # Private Keras API with no public equivalent: Functional's own topological order.
     nodes = [
         node
         for depth in sorted(model._nodes_by_depth, reverse=True)
