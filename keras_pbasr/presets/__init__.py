@@ -41,6 +41,7 @@ __all__ = [
     "PresetError",
     "PresetFetchError",
     "PresetHandle",
+    "cache_dir",
     "convert_ncnn",
     "fetch_preset",
     "from_preset",
