@@ -18,7 +18,7 @@ for b in torch jax; do
     echo "=== tests, KERAS_BACKEND=$b on GPU"
     NVIDIA_TF32_OVERRIDE=0 JAX_DEFAULT_MATMUL_PRECISION=highest KERAS_BACKEND=$b \
         timeout 110 python3 -m pytest -q -p no:cacheprovider -m "not slow and not backend_agnostic" \
-        tests/test_rrdbnet.py tests/test_discriminators.py tests/test_trainer.py 2>&1 | tail -8
+        tests/models/test_rrdbnet.py tests/models/test_discriminators.py tests/trainer/test_trainer.py 2>&1 | tail -8
 done
 
 # 2. PBaSR train step on GPU: RRDBNet 23 blocks, batch 16, 256x256 HR (issue 6 benchmark).

@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from keras_pbasr.models import BACKBONES
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -18,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--preset", help="preset name or directory")
-    source.add_argument("--arch", choices=["srvgg", "rrdbnet", "srformer"],
+    source.add_argument("--arch", choices=sorted(BACKBONES),
                         help="build this architecture with fresh weights")
     p.add_argument("--config", type=json.loads, default=None,
                    help='JSON constructor arguments for --arch, e.g. \'{"num_conv": 4}\'')

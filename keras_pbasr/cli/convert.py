@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from keras_pbasr.convert import available_converters
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -21,8 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "are MODEL.bin beside it, or --bin)")
     p.add_argument("output_dir", help="the preset directory to write")
     p.add_argument("--arch", default=None,
-                   help="architecture name, e.g. rrdbnet, rrdbnet_esrgan, srvgg (default: inferred "
-                   "from the keys; an unknown name lists the known ones)")
+                   help=f"architecture name: {', '.join(available_converters())} (default: "
+                   "inferred from the keys)")
     p.add_argument("--key", default=None,
                    help="checkpoint entry holding the weights, e.g. params_ema or params "
                    "(default: params_ema, then params; params first for ParallelNet files)")

@@ -171,16 +171,19 @@ def _refuse_unknown_keys(path: Path, what: str, given, valid) -> None:
 
 
 def _check_backbone(where: str, backbone) -> dict:
-    import keras_pbasr.models as models
+    from keras_pbasr.models import BACKBONES, backbone_by_class_name
 
     if not isinstance(backbone, dict) or "class" not in backbone:
         raise TrainConfigError(f"{where}: a mapping with 'class' and its arguments expected")
     class_name = backbone["class"]
-    if class_name not in models.__all__:
+    try:
+        cls = backbone_by_class_name(class_name)
+    except ValueError:
+        known = sorted(a.cls.__name__ for a in BACKBONES.values())
         raise TrainConfigError(
-            f"{where}.class: unknown backbone {class_name!r}; use one of {models.__all__}"
-        )
-    parameters = inspect.signature(getattr(models, class_name).__init__).parameters
+            f"{where}.class: unknown backbone {class_name!r}; use one of {known}"
+        ) from None
+    parameters = inspect.signature(cls.__init__).parameters
     valid = [n for n, p in parameters.items() if n != "self" and p.kind is not p.VAR_KEYWORD]
     unknown = sorted(set(backbone) - {"class", *valid, *KERAS_MODEL_KWARGS})
     if unknown:
@@ -346,15 +349,14 @@ def load_config(path: str | Path, overrides: dict | None = None) -> dict:
 
 
 def build_generator(config: dict):
-    import keras_pbasr.models as models
+    from keras_pbasr.models import backbone_by_class_name
 
     if config["preset"]:
         from keras_pbasr.presets import from_preset
 
         return from_preset(config["preset"])
     backbone = dict(config["backbone"])
-    class_name = backbone.pop("class")
-    return getattr(models, class_name)(**backbone)
+    return backbone_by_class_name(backbone.pop("class"))(**backbone)
 
 
 def load_model_source(source: str, template=None):
@@ -511,10 +513,7 @@ def train(config: dict) -> Path:
     output.mkdir(parents=True, exist_ok=True)
     write_json_atomic(output / "config.json", config)
     trainer = build_trainer(config)
-    scale = getattr(trainer.generator(trainer.branches[0]), "scale", None)
-    if scale is None:
-        raise TrainConfigError("the backbone has no `scale` attribute; cannot size the LR patches")
-    dataset = build_dataset(config, scale)
+    dataset = build_dataset(config, trainer.generator(trainer.branches[0]).scale)
     backup = output / "backup"
     callbacks = [
         StopOnNonFiniteLoss(str(backup)),

@@ -14,23 +14,17 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_pbasr.models import BACKBONES
 from keras_pbasr.utils.atomic_files import atomic_output, write_json_atomic
 
 BACKEND_MODULES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
-# Architecture names accepted by --arch, with the class in keras_pbasr.models.
-ARCHITECTURES = {
-    "srvgg": "SRVGGNetCompact",
-    "rrdbnet": "RRDBNet",
-    "srformer": "SRFormer",
-}
 
 
 def build_model(arch: str, config: dict | None = None):
-    import keras_pbasr.models
-
-    if arch not in ARCHITECTURES:
-        raise ValueError(f"unknown --arch {arch!r}; choose one of {sorted(ARCHITECTURES)}")
-    return getattr(keras_pbasr.models, ARCHITECTURES[arch])(**(config or {}))
+    """A fresh registered backbone (`keras_pbasr.models.BACKBONES`) for `--arch`."""
+    if arch not in BACKBONES:
+        raise ValueError(f"unknown --arch {arch!r}; choose one of {sorted(BACKBONES)}")
+    return BACKBONES[arch].cls(**(config or {}))
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:

@@ -2,8 +2,10 @@
 
 One converter per model family, next to its model (e.g.
 keras_pbasr/models/rrdbnet/rrdbnet_convert.py). A converter subclasses
-`ArchitectureConverter`, is decorated with `@register_converter`, and its module is listed in
-`CONVERTER_MODULES` below (imported lazily, so the models never import each other).
+`ArchitectureConverter` and is decorated with `@register_converter`; its family's
+`__init__.py` imports it and names it in the architecture registry
+(`keras_pbasr.models.registry.BACKBONES`). Importing `keras_pbasr` imports every family, so
+the lookups below see every converter (this module never imports the models).
 
 Most converters only implement `matches`, `config_from_state_dict`, `build` and
 `weight_targets` (torch key -> Keras variable + layout transform); the shared `assign` then
@@ -12,7 +14,6 @@ checks every key and shape before writing anything.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
@@ -21,15 +22,6 @@ import numpy as np
 
 from keras_pbasr.convert.tensors import torch_conv_to_keras, torch_linear_to_keras
 from keras_pbasr.utils.arguments import UnknownArgumentError
-
-# Modules that define and register converters; add yours here (one line).
-CONVERTER_MODULES = [
-    "keras_pbasr.models.rrdbnet.rrdbnet_convert",
-    "keras_pbasr.models.srvgg.srvgg_convert",
-    "keras_pbasr.models.srformer.srformer_convert",
-    "keras_pbasr.models.femasr.femasr_convert",
-    "keras_pbasr.models.discriminators.discriminator_convert",
-]
 
 _REGISTRY: dict[str, ArchitectureConverter] = {}
 
@@ -204,18 +196,11 @@ def register_converter(converter):
     return converter
 
 
-def _load_builtin_converters() -> None:
-    for module in CONVERTER_MODULES:
-        importlib.import_module(module)
-
-
 def available_converters() -> list[str]:
-    _load_builtin_converters()
     return sorted(_REGISTRY)
 
 
 def get_converter(name: str) -> ArchitectureConverter:
-    _load_builtin_converters()
     if name not in _REGISTRY:
         raise ValueError(f"unknown architecture {name!r}; known: {', '.join(sorted(_REGISTRY))}")
     return _REGISTRY[name]
@@ -223,7 +208,6 @@ def get_converter(name: str) -> ArchitectureConverter:
 
 def infer_converter(keys: Collection[str], source: str = "the checkpoint") -> ArchitectureConverter:
     """The one registered converter whose `matches` accepts these keys."""
-    _load_builtin_converters()
     keys = set(keys)
     found = [c for c in _REGISTRY.values() if c.matches(keys)]
     if len(found) == 1:

@@ -1,16 +1,15 @@
 """`keras_pbasr.upscale`: super-resolve real images of any size with bounded memory.
 
-The image is mirrored at the bottom and right only if the model needs a size multiple (its
-`input_multiple` attribute; none by default, so an untiled call is the plain forward pass
-`model(x)`, as Real-ESRGAN's inference runs it), cut into tiles that overlap and run through
-the network `batch_size` tiles at a time, blended with feathered weights into a host (numpy)
-buffer, cropped, optionally resized to `outscale`, and converted back to the input's kind,
-channel layout and bit depth.
+The image is mirrored at the bottom and right only if the model needs a size multiple
+(`SRBackbone.size_multiple`; 1 for every built-in backbone, so an untiled call is the plain
+forward pass `model(x)`, as Real-ESRGAN's inference runs it), cut into tiles that overlap
+and run through the network `batch_size` tiles at a time, blended with feathered weights into
+a host (numpy) buffer, cropped, optionally resized to `outscale`, and converted back to the
+input's kind, channel layout and bit depth.
 """
 
 from __future__ import annotations
 
-import math
 import threading
 import weakref
 from collections import Counter
@@ -28,11 +27,12 @@ from keras_pbasr.inference.tiling import (
     resolve_tile,
     tile_starts,
 )
+from keras_pbasr.models.backbone import SRBackbone
 from keras_pbasr.presets import from_preset
 from keras_pbasr.utils.compiled_call import compiled_model_call
 from keras_pbasr.utils.image_files import check_float_pixels
 
-# Side of the blank image run once to find the scale of a model without a `scale` attribute.
+# Side of the blank image run once to find the scale of a model that is not an SRBackbone.
 _SCALE_PROBE_SIZE = 16
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 ALPHA_MODES = ("model", "resize")
@@ -143,23 +143,17 @@ def _with_precision(model: keras.Model, precision: str) -> keras.Model:
     return clone
 
 
-def model_scale(model: keras.Model) -> int:
-    """The network's integer upscaling factor (its `scale` attribute, else a probe)."""
-    scale = getattr(model, "scale", None)
-    if scale is None:
-        size = math.lcm(_SCALE_PROBE_SIZE, model_input_multiple(model))
-        probe = np.zeros((1, size, size, model_input_channels(model)), "float32")
-        scale = _predictor(model)(probe).shape[1] // size
-    return int(scale)
+def model_geometry(model: keras.Model) -> tuple[int, int, int]:
+    """(scale, size multiple, input channels) of the network `upscale` runs.
 
-
-def model_input_multiple(model: keras.Model) -> int:
-    """The multiple the model needs its input height and width to be (`input_multiple`)."""
-    return int(getattr(model, "input_multiple", 1) or 1)
-
-
-def model_input_channels(model: keras.Model) -> int:
-    return int(model.inputs[0].shape[-1]) if getattr(model, "inputs", None) else 3
+    An `SRBackbone` states them (`scale`, `size_multiple`, `input_channels`); for any other
+    one-input Keras model the scale is measured on a blank image and no multiple is needed.
+    """
+    if isinstance(model, SRBackbone):
+        return model.scale, model.size_multiple, model.input_channels
+    channels = int(model.inputs[0].shape[-1])
+    probe = np.zeros((1, _SCALE_PROBE_SIZE, _SCALE_PROBE_SIZE, channels), "float32")
+    return _predictor(model)(probe).shape[1] // _SCALE_PROBE_SIZE, 1, channels
 
 
 def _run_network(
@@ -404,11 +398,12 @@ def upscale(
         model = from_preset(model_or_preset)
     model = _with_precision(model, precision)
     predict = _predictor(model)
+    scale, multiple, in_channels = model_geometry(model)
     options = dict(
         predict=predict,
-        scale=model_scale(model),
-        multiple=model_input_multiple(model),
-        in_channels=model_input_channels(model),
+        scale=scale,
+        multiple=multiple,
+        in_channels=in_channels,
         tile=tile,
         tile_overlap=tile_overlap,
         outscale=outscale,

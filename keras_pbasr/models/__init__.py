@@ -1,43 +1,40 @@
 """Generator backbones and discriminators, one folder per model family.
 
-PRESET_CLASSES is the model registry's allow-list for presets: {registered name: class}. A
-preset's config.json may only name one of these (`keras_pbasr.presets.preset_io`).
+Every generator subclasses `SRBackbone` (the contract the trainer, `upscale`, presets and
+converters read). Each family package registers its backbone, converters and built-in presets
+in `keras_pbasr.models.registry` when imported: `BACKBONES` ({short name: Architecture}),
+`BUILTIN_PRESETS` and `PRESET_CLASSES` (the classes a preset's config.json may name).
 """
 
-import keras
-
+from keras_pbasr.models.backbone import SRBackbone
 from keras_pbasr.models.discriminators import (
     ConditionalUNetDiscriminatorSN,
     UNetDiscriminatorSN,
 )
 from keras_pbasr.models.feature_nets import FeatureExtractor
-from keras_pbasr.models.femasr.femasr_backbone import FeMaSR, FeMaSRHQ
-from keras_pbasr.models.rrdbnet.rrdbnet_backbone import RRDBNet
-from keras_pbasr.models.srformer.srformer_backbone import SRFormer
-from keras_pbasr.models.srvgg.srvgg_backbone import SRVGGNetCompact
-
-PRESET_CLASSES = {
-    keras.saving.get_registered_name(cls): cls
-    for cls in (
-        ConditionalUNetDiscriminatorSN,
-        FeMaSR,
-        FeMaSRHQ,
-        FeatureExtractor,
-        RRDBNet,
-        SRFormer,
-        SRVGGNetCompact,
-        UNetDiscriminatorSN,
-    )
-}
+from keras_pbasr.models.femasr import FeMaSR, FeMaSRHQ
+from keras_pbasr.models.registry import (
+    BACKBONES,
+    BUILTIN_PRESETS,
+    PRESET_CLASSES,
+    backbone_by_class_name,
+)
+from keras_pbasr.models.rrdbnet import RRDBNet
+from keras_pbasr.models.srformer import SRFormer
+from keras_pbasr.models.srvgg import SRVGGNetCompact
 
 __all__ = [
+    "BACKBONES",
+    "BUILTIN_PRESETS",
     "PRESET_CLASSES",
     "ConditionalUNetDiscriminatorSN",
     "FeMaSR",
     "FeMaSRHQ",
     "FeatureExtractor",
     "RRDBNet",
-    "UNetDiscriminatorSN",
+    "SRBackbone",
     "SRFormer",
     "SRVGGNetCompact",
+    "UNetDiscriminatorSN",
+    "backbone_by_class_name",
 ]

@@ -43,6 +43,7 @@ __all__ = [
     "PresetFetchError",
     "PresetHandle",
     "convert_checkpoint",
+    "cache_dir",
     "convert_ncnn",
     "fetch_preset",
     "from_preset",

@@ -21,8 +21,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from keras_pbasr.models.registry import cache_dir
 from keras_pbasr.presets.preset_io import PresetError
-from keras_pbasr.presets.registry import cache_dir
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 

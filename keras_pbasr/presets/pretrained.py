@@ -21,6 +21,7 @@ from pathlib import Path
 import keras
 
 from keras_pbasr.convert.ncnn_conversion import ncnn_bytes_to_model
+from keras_pbasr.models.registry import BuiltinPreset, NcnnSource, cache_dir
 from keras_pbasr.presets.preset_io import (
     CONFIG_FILE,
     METADATA_FILE,
@@ -29,7 +30,6 @@ from keras_pbasr.presets.preset_io import (
     read_metadata,
     save_to_preset,
 )
-from keras_pbasr.presets.registry import BuiltinPreset, NcnnSource, cache_dir
 from keras_pbasr.utils.atomic_files import atomic_directory, write_json_atomic
 from keras_pbasr.utils.file_hash import file_sha256
 from keras_pbasr.weights.artifacts import locate_artifact, read_member

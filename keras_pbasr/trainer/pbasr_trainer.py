@@ -18,13 +18,15 @@ One training iteration (every backend, see train_step_<backend>.py):
 Spectral-norm power iterations run in every discriminator call of both steps (training-mode calls,
 as in BasicSR, where D stays in train mode during the generator step).
 
-Backbone hooks (optional, so the trainer stays backbone-agnostic):
+What the trainer reads from a backbone (the `SRBackbone` contract, so it stays
+backbone-agnostic):
 - frozen parts are layers the backbone marks `trainable=False` (e.g. FeMaSR's codebook and
   decoder): optimizers, CFM and EMA only ever see `trainable_variables`;
-- `generator.training_outputs(lr, hr, prior=None) -> (sr, {name: loss})` replaces the plain
-  training-mode call; the losses are added to the generator loss (times `extra_loss_weight`)
-  and logged as `<branch>_<name>`. `prior` is the trainer's `generator_prior`, a frozen network
-  whose weights travel in the trainer state (FeMaSR: the HQ VQGAN giving the HR codes).
+- `generator.training_outputs(lr, hr, prior=None) -> (sr, {name: loss})` is the training-mode
+  forward (`model(lr, training=True)` and no losses unless the backbone overrides it); the
+  losses are added to the generator loss (times `extra_loss_weight`) and logged as
+  `<branch>_<name>`. `prior` is the trainer's `generator_prior`, a frozen network whose weights
+  travel in the trainer state (FeMaSR: the HQ VQGAN giving the HR codes).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from keras_pbasr.losses import (
     region_means,
 )
 from keras_pbasr.losses.perceptual import PerceptualLoss
+from keras_pbasr.models.backbone import SRBackbone
 from keras_pbasr.models.discriminators import ConditionalUNetDiscriminatorSN, UNetDiscriminatorSN
 from keras_pbasr.presets import from_preset
 from keras_pbasr.trainer.cross_fusion import branch_cosine
@@ -123,8 +126,8 @@ class PBaSRTrainer(keras.Model):
     its own discriminator and optimizer, fed with one mixed batch per step.
 
     Args:
-        generator: the base backbone (a keras.Model such as SRVGGNetCompact or RRDBNet) or a
-            preset directory. It becomes the general branch.
+        generator: the base backbone (an `SRBackbone` such as SRVGGNetCompact or RRDBNet), a
+            preset name or a preset directory. It becomes the general branch.
         generator_blur: the blur branch; default a copy of `generator` with the same weights.
         discriminator_general: unconditional D (default UNetDiscriminatorSN).
         discriminator_blur: mask-conditioned D called as D([image, mask]) (default
@@ -164,10 +167,12 @@ class PBaSRTrainer(keras.Model):
             raise ValueError(f"ema_decay must be in [0, 1) or None, got {ema_decay}")
         if isinstance(generator, (str, os.PathLike)):
             generator = from_preset(generator)  # a built-in name (fetched if needed) or a dir
-        if not isinstance(generator, keras.Model):
-            raise TypeError(
-                f"generator must be a keras.Model, a preset name or a preset dir, got {generator!r}"
-            )
+        for role, network in (("generator", generator), ("generator_blur", generator_blur)):
+            if network is not None and not isinstance(network, SRBackbone):
+                raise TypeError(
+                    f"{role} must be an SRBackbone (keras_pbasr.models), a preset name or a "
+                    f"preset dir, got {type(network).__name__}"
+                )
         self.blur_ratio = float(blur_ratio)
         self.ema_decay = ema_decay
         has_general, has_blur = blur_ratio < 1.0, blur_ratio > 0.0
@@ -379,13 +384,9 @@ class PBaSRTrainer(keras.Model):
         return self.discriminator_blur([images, mask], training=training)
 
     def generator_forward(self, branch: str, lr, hr):
-        """Training-mode SR of one branch and the backbone's own losses ({} for backbones
-        without the `training_outputs` hook)."""
-        generator = self.generator(branch)
-        hook = getattr(generator, "training_outputs", None)
-        if hook is None:
-            return generator(lr, training=True), {}
-        return hook(lr, hr, prior=self.generator_prior)
+        """Training-mode SR of one branch and the backbone's own losses (`SRBackbone`'s
+        `training_outputs` hook; {} for most backbones)."""
+        return self.generator(branch).training_outputs(lr, hr, prior=self.generator_prior)
 
     def generator_losses(self, parts: dict):
         """Generator step forward: returns (total loss, logs, {branch: SR})."""

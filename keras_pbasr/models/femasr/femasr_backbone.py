@@ -21,6 +21,7 @@ import keras
 from keras import ops
 
 from keras_pbasr.layers.padding import CropToScaledInput, SymmetricPadPastMultiple
+from keras_pbasr.models.backbone import SRBackbone
 from keras_pbasr.models.femasr.femasr_layers import (
     GROUP_NORM_GROUPS,
     ResBlock,
@@ -187,7 +188,7 @@ def _check_channels(channels: Sequence[int]) -> list[int]:
     return channels
 
 
-class _FeMaSRBase(keras.Model):
+class _FeMaSRBase(SRBackbone):
     """What both stages share: the lookup-based forward and freezing of module groups."""
 
     def _apply_frozen_modules(self, groups: set[str]) -> None:
@@ -197,8 +198,8 @@ class _FeMaSRBase(keras.Model):
 
     def encode_and_decode(self, x) -> dict:
         """The unpadded forward (as in official training): {"image", "z", "z_q", "indices"}.
-        H and W must be multiples of `size_multiple`."""
-        _check_size(x, self.size_multiple, type(self).__name__)
+        H and W must be multiples of `training_size_multiple`."""
+        _check_size(x, self.training_size_multiple, type(self).__name__)
         return _encode_and_decode(self.get_layer, x, self._in_level, self._lq,
                                   self._num_swin_layers, self._use_residual)
 
@@ -261,7 +262,9 @@ class FeMaSRHQ(_FeMaSRBase):
         x = SymmetricPadPastMultiple(PAD_MULTIPLE_HR, name="pad")(inputs)
         out = _encode_and_decode(found.__getitem__, x, 0, False, 0, False)
         outputs = CropToScaledInput(1, dtype="float32", name="crop")([out["image"], inputs])
-        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        # The unpadded forward (code_indices) needs H and W that reach the codebook level.
+        super().__init__(inputs=inputs, outputs=outputs, scale=1,
+                         training_size_multiple=2**CODE_LEVEL, **kwargs)
 
         self.channels = channels
         self.codebook_size = int(codebook_size)
@@ -271,17 +274,9 @@ class FeMaSRHQ(_FeMaSRBase):
         self._in_level, self._lq, self._num_swin_layers, self._use_residual = 0, False, 0, False
         self._apply_frozen_modules(groups)
 
-    @property
-    def scale(self) -> int:
-        return 1
-
-    @property
-    def size_multiple(self) -> int:
-        return 2**CODE_LEVEL
-
     def code_indices(self, hr):
         """(N, H/8, W/8) int32 codeword indices of HR images (H, W multiples of 8)."""
-        _check_size(hr, self.size_multiple, type(self).__name__)
+        _check_size(hr, self.training_size_multiple, type(self).__name__)
         layer = self.get_layer
         x = layer("encoder_in_conv")(layer("encoder_in_pad")(hr))
         for i in range(CODE_LEVEL):
@@ -290,8 +285,7 @@ class FeMaSRHQ(_FeMaSRBase):
 
     def get_config(self):
         return {
-            "name": self.name,
-            "trainable": self.trainable,
+            **super().get_config(),
             "channels": list(self.channels),
             "codebook_size": self.codebook_size,
             "code_dim": self.code_dim,
@@ -374,7 +368,9 @@ class FeMaSR(_FeMaSRBase):
         out = _encode_and_decode(found.__getitem__, x, in_level, True, num_swin_layers,
                                  use_residual)
         outputs = CropToScaledInput(upscale, dtype="float32", name="crop")([out["image"], inputs])
-        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        # The unpadded training forward: the 1/8-HR features must tile into windows.
+        super().__init__(inputs=inputs, outputs=outputs, scale=upscale,
+                         training_size_multiple=2**CODE_LEVEL * window_size // upscale, **kwargs)
 
         self.upscale = int(upscale)
         self.channels = channels
@@ -393,15 +389,6 @@ class FeMaSR(_FeMaSRBase):
         self._num_swin_layers, self._use_residual = self.num_swin_layers, self.use_residual
         self._apply_frozen_modules(groups)
 
-    @property
-    def scale(self) -> int:
-        return self.upscale
-
-    @property
-    def size_multiple(self) -> int:
-        """LR sizes the unpadded forward accepts: the 1/8-HR features must tile into windows."""
-        return 2**CODE_LEVEL * self.window_size // self.upscale
-
     def training_outputs(self, lr, hr, prior=None):
         """Trainer hook (see PBaSRTrainer): the training-mode SR image and the extra losses.
 
@@ -409,7 +396,8 @@ class FeMaSR(_FeMaSRBase):
         from) the losses are FeMaSR's LQ-stage ones against the HR image's codes: "codebook"
         (beta * MSE to the codewords) and "code_gram" (Gram-matrix distance). Without a prior,
         the plain VQ loss "codebook" (its codebook term has no effect while the codebook is
-        frozen). LR patches must be multiples of `size_multiple` (no padding, as in training).
+        frozen). LR patches must be multiples of `training_size_multiple` (no padding, as in
+        training).
         """
         out = self.encode_and_decode(lr)
         z = out["z"]
@@ -426,8 +414,7 @@ class FeMaSR(_FeMaSRBase):
 
     def get_config(self):
         return {
-            "name": self.name,
-            "trainable": self.trainable,
+            **super().get_config(),
             "upscale": self.upscale,
             "channels": list(self.channels),
             "codebook_size": self.codebook_size,

@@ -12,6 +12,8 @@ from keras_pbasr.layers.layout import (
 )
 from keras_pbasr.layers.padding import CropToScaledInput, ReflectPadToMultiple
 from keras_pbasr.layers.pixel_shuffle import PixelUnshuffle
+from keras_pbasr.layers.torch_init import TorchConvUniform
+from keras_pbasr.models.backbone import SRBackbone
 from keras_pbasr.utils.arguments import refuse_unknown_arguments
 
 # Real-ESRGAN runs x2 and x1 models at 1/4 of the pixels by pixel-unshuffling the input
@@ -38,39 +40,70 @@ class ScaledResidual(keras.layers.Layer):
         return {**super().get_config(), "scale": self.scale}
 
 
-def _conv(filters: int, name: str, activate: bool, data_format: str) -> keras.layers.Conv2D:
+WEIGHT_INITS = ("keras", "basicsr")
+
+
+def conv_initializers(weight_init: str, in_channels: int, dense_block: bool) -> dict:
+    """Conv2D initializer arguments. "keras": Keras' defaults (glorot_uniform, zero bias).
+    "basicsr": as BasicSR's RRDBNet: dense-block convs kaiming_normal (fan_in, gain sqrt(2))
+    times 0.1 with zero bias (`default_init_weights(..., 0.1)`), the other convs torch's
+    nn.Conv2d default, U(+-1/sqrt(fan_in)) for weight and bias.
+
+    Example:
+    >>> sorted(conv_initializers("basicsr", 64, dense_block=True))
+    ['bias_initializer', 'kernel_initializer']
+    """
+    if weight_init == "keras":
+        return {}
+    if dense_block:
+        # std = sqrt(scale / fan_in) = 0.1 * sqrt(2 / fan_in), untruncated as torch's normal_.
+        return {"kernel_initializer": keras.initializers.VarianceScaling(
+                    2.0 * 0.1**2, mode="fan_in", distribution="untruncated_normal"),
+                "bias_initializer": "zeros"}
+    return {"kernel_initializer": TorchConvUniform(),
+            "bias_initializer": TorchConvUniform(fan_in=9 * in_channels)}
+
+
+def _conv(filters: int, name: str, activate: bool, data_format: str, in_channels: int,
+          weight_init: str = "keras", dense_block: bool = False) -> keras.layers.Conv2D:
     # LeakyReLU(0.2) fused into the conv (keras.activations.leaky_relu defaults to 0.2).
     return keras.layers.Conv2D(
         filters, 3, padding="same", activation="leaky_relu" if activate else None,
         data_format=data_format, name=name,
+        **conv_initializers(weight_init, in_channels, dense_block),
     )
 
 
 def residual_dense_block(x, num_feat: int, num_grow_ch: int, name: str,
-                         data_format: str = "channels_last"):
+                         data_format: str = "channels_last", weight_init: str = "keras"):
     """conv1..conv5 over the growing concatenation [x, x1, ..., x4]; x + 0.2 * x5."""
     features = [x]
     for i in range(1, 5):
         inputs = features[0] if i == 1 else keras.layers.Concatenate(
             axis=channel_axis(data_format), name=f"{name}_concat{i}"
         )(features)
-        features.append(_conv(num_grow_ch, f"{name}_conv{i}", True, data_format)(inputs))
-    x5 = _conv(num_feat, f"{name}_conv5", False, data_format)(
+        conv = _conv(num_grow_ch, f"{name}_conv{i}", True, data_format,
+                     num_feat + (i - 1) * num_grow_ch, weight_init, dense_block=True)
+        features.append(conv(inputs))
+    x5 = _conv(num_feat, f"{name}_conv5", False, data_format, num_feat + 4 * num_grow_ch,
+               weight_init, dense_block=True)(
         keras.layers.Concatenate(axis=channel_axis(data_format), name=f"{name}_concat5")(features)
     )
     return ScaledResidual(name=f"{name}_residual")(x, x5)
 
 
-def rrdb(x, num_feat: int, num_grow_ch: int, name: str, data_format: str = "channels_last"):
+def rrdb(x, num_feat: int, num_grow_ch: int, name: str, data_format: str = "channels_last",
+         weight_init: str = "keras"):
     """Residual-in-residual dense block: three dense blocks, then x + 0.2 * out."""
     out = x
     for k in (1, 2, 3):
-        out = residual_dense_block(out, num_feat, num_grow_ch, f"{name}_rdb{k}", data_format)
+        out = residual_dense_block(out, num_feat, num_grow_ch, f"{name}_rdb{k}", data_format,
+                                   weight_init)
     return ScaledResidual(name=f"{name}_residual")(x, out)
 
 
 @keras.saving.register_keras_serializable(package="keras_pbasr")
-class RRDBNet(keras.Model):
+class RRDBNet(SRBackbone):
     """ESRGAN's Residual-in-Residual Dense Block network, as in BasicSR / Real-ESRGAN.
 
     conv_first -> `num_block` RRDBs -> conv_body (+ residual) -> two (nearest x2, conv,
@@ -84,6 +117,10 @@ class RRDBNet(keras.Model):
     under any dtype policy. `data_format` is the layout the convs compute in (inputs and
     outputs stay channels_last); None picks the faster one for the backend
     (`keras_pbasr.layers.layout.preferred_data_format`). Weights do not depend on it.
+    `weight_init` sets the starting weights for training from scratch: "keras" (Keras'
+    defaults, glorot_uniform) or "basicsr" (BasicSR's: kaiming_normal x 0.1 in the dense
+    blocks, torch's nn.Conv2d default elsewhere; `conv_initializers`). Converted and preset
+    weights replace them either way.
 
     Example:
     >>> import numpy as np
@@ -103,11 +140,14 @@ class RRDBNet(keras.Model):
         num_block: int = 23,
         num_grow_ch: int = 32,
         data_format: str | None = None,
+        weight_init: str = "keras",
         **kwargs,
     ):
         refuse_unknown_arguments(RRDBNet, kwargs)
         if scale not in UNSHUFFLE_FOR_SCALE:
             raise ValueError(f"RRDBNet scale must be 1, 2 or 4, got {scale!r}")
+        if weight_init not in WEIGHT_INITS:
+            raise ValueError(f"weight_init must be one of {WEIGHT_INITS}, got {weight_init!r}")
         layout = resolve_data_format(data_format)
         inputs = keras.Input((None, None, num_in_ch), name="lr")
         x = inputs
@@ -116,41 +156,36 @@ class RRDBNet(keras.Model):
             x = ReflectPadToMultiple(unshuffle, name="pad")(x)
             x = PixelUnshuffle(unshuffle, name="pixel_unshuffle")(x)
         x = to_internal_layout(x, layout, name="to_channels_first")
-        feat = _conv(num_feat, "conv_first", False, layout)(x)
+        feat = _conv(num_feat, "conv_first", False, layout, num_in_ch * unshuffle**2,
+                     weight_init)(x)
         body = feat
         for i in range(num_block):
-            body = rrdb(body, num_feat, num_grow_ch, f"body_{i}", layout)
-        body = _conv(num_feat, "conv_body", False, layout)(body)
+            body = rrdb(body, num_feat, num_grow_ch, f"body_{i}", layout, weight_init)
+        body = _conv(num_feat, "conv_body", False, layout, num_feat, weight_init)(body)
         feat = keras.layers.Add(name="body_residual")([feat, body])
         for k in (1, 2):
             feat = keras.layers.UpSampling2D(
                 2, data_format=layout, interpolation="nearest", name=f"upsample{k}"
             )(feat)
-            feat = _conv(num_feat, f"conv_up{k}", True, layout)(feat)
-        feat = _conv(num_feat, "conv_hr", True, layout)(feat)
-        out = _conv(num_out_ch, "conv_last", False, layout)(feat)
+            feat = _conv(num_feat, f"conv_up{k}", True, layout, num_feat, weight_init)(feat)
+        feat = _conv(num_feat, "conv_hr", True, layout, num_feat, weight_init)(feat)
+        out = _conv(num_out_ch, "conv_last", False, layout, num_feat, weight_init)(feat)
         out = to_channels_last(out, layout, name="to_channels_last")
         if unshuffle > 1:
             out = CropToScaledInput(scale, name="crop")([out, inputs])
-        outputs = keras.layers.Activation("linear", dtype="float32", name="sr")(out)
-        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        super().__init__(inputs=inputs, outputs=self.float32_output(out), scale=scale, **kwargs)
 
         self.num_in_ch = num_in_ch
         self.num_out_ch = num_out_ch
-        self._scale = scale
         self.num_feat = num_feat
         self.num_block = num_block
         self.num_grow_ch = num_grow_ch
         self.data_format = data_format
-
-    @property
-    def scale(self) -> int:
-        return self._scale
+        self.weight_init = weight_init
 
     def get_config(self):
         return {
-            "name": self.name,
-            "trainable": self.trainable,
+            **super().get_config(),
             "num_in_ch": self.num_in_ch,
             "num_out_ch": self.num_out_ch,
             "scale": self.scale,
@@ -159,4 +194,5 @@ class RRDBNet(keras.Model):
             "num_grow_ch": self.num_grow_ch,
             # None (the default) stays None, so a saved model picks its backend's layout.
             "data_format": self.data_format,
+            "weight_init": self.weight_init,
         }

@@ -9,6 +9,7 @@ import keras
 
 from keras_pbasr.layers.padding import CropToScaledInput, ReflectPadToMultiple
 from keras_pbasr.layers.pixel_shuffle import PixelShuffle
+from keras_pbasr.models.backbone import SRBackbone
 from keras_pbasr.models.srformer.srformer_layers import (
     MeanShift,
     PSABlock,
@@ -25,7 +26,7 @@ NUM_FEAT = 64
 
 
 @keras.saving.register_keras_serializable(package="keras_pbasr")
-class SRFormer(keras.Model):
+class SRFormer(SRBackbone):
     """SRFormer: conv_first -> permuted self-attention groups -> reconstruction head.
 
     Structure (official names): the RGB mean is subtracted, `conv_first` (3x3) embeds the image,
@@ -122,7 +123,7 @@ class SRFormer(keras.Model):
         x = _reconstruction_head(x, upscale, upsampler)
         x = MeanShift(RGB_MEAN, sign=1.0, name="add_mean")(x)
         outputs = CropToScaledInput(upscale, dtype="float32", name="sr")([x, inputs])
-        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        super().__init__(inputs=inputs, outputs=outputs, scale=upscale, **kwargs)
 
         self.upscale = upscale
         self.window_size = window_size
@@ -134,14 +135,9 @@ class SRFormer(keras.Model):
         self.resi_connection = resi_connection
         self.drop_path_rate = drop_path_rate
 
-    @property
-    def scale(self) -> int:
-        return self.upscale
-
     def get_config(self):
         return {
-            "name": self.name,
-            "trainable": self.trainable,
+            **super().get_config(),
             "upscale": self.upscale,
             "window_size": self.window_size,
             "depths": list(self.depths),

@@ -12,11 +12,15 @@ from keras_pbasr.layers.layout import (
     to_internal_layout,
 )
 from keras_pbasr.layers.pixel_shuffle import PixelShuffle
+from keras_pbasr.layers.torch_init import TorchConvUniform
+from keras_pbasr.models.backbone import SRBackbone
 from keras_pbasr.utils.arguments import refuse_unknown_arguments
+
+WEIGHT_INITS = ("keras", "basicsr")
 
 
 @keras.saving.register_keras_serializable(package="keras_pbasr")
-class SRVGGNetCompact(keras.Model):
+class SRVGGNetCompact(SRBackbone):
     """A plain VGG-style body at LR resolution, a pixel shuffle, and a nearest-upsampled
     input added as a global residual.
 
@@ -29,6 +33,10 @@ class SRVGGNetCompact(keras.Model):
     `outscale` (default: `upscale`) adds a final bicubic resize of the x`upscale` result to
     x`outscale` (ncnn / torch bicubic, a = -0.75, no antialiasing): the official
     realesr-animevideov3 x2 and x3 models are the x4 network followed by such a resize.
+
+    `weight_init` sets the starting weights for training from scratch: "keras" (Keras'
+    defaults, glorot_uniform) or "basicsr" (torch's nn.Conv2d default, which BasicSR's
+    SRVGGNetCompact keeps: U(+-1/sqrt(fan_in)) for weight and bias).
 
     Example:
     >>> import numpy as np
@@ -47,9 +55,12 @@ class SRVGGNetCompact(keras.Model):
         act_type: str = "prelu",
         data_format: str | None = None,
         outscale: int | None = None,
+        weight_init: str = "keras",
         **kwargs,
     ):
         refuse_unknown_arguments(SRVGGNetCompact, kwargs)
+        if weight_init not in WEIGHT_INITS:
+            raise ValueError(f"weight_init must be one of {WEIGHT_INITS}, got {weight_init!r}")
         if outscale is not None and (int(outscale) != outscale or outscale < 1):
             raise ValueError(f"outscale must be a positive integer, got {outscale!r}")
         if act_type not in ("prelu", "leakyrelu", "relu"):
@@ -64,12 +75,18 @@ class SRVGGNetCompact(keras.Model):
                 return keras.layers.LeakyReLU(negative_slope=0.1, name=name)
             return keras.layers.ReLU(name=name)
 
-        def conv(filters, name):
-            return keras.layers.Conv2D(filters, 3, padding="same", data_format=layout, name=name)
+        def conv(filters, name, in_channels=num_feat):
+            # "basicsr": SRVGGNetCompact has no init code, so torch's nn.Conv2d default.
+            initializers = {} if weight_init == "keras" else {
+                "kernel_initializer": TorchConvUniform(),
+                "bias_initializer": TorchConvUniform(fan_in=9 * in_channels),
+            }
+            return keras.layers.Conv2D(filters, 3, padding="same", data_format=layout, name=name,
+                                       **initializers)
 
         inputs = keras.Input((None, None, num_in_ch), name="lr")
         x = to_internal_layout(inputs, layout, name="to_channels_first")
-        x = conv(num_feat, "body_0")(x)
+        x = conv(num_feat, "body_0", num_in_ch)(x)
         x = activation("body_1")(x)
         for i in range(num_conv):
             x = conv(num_feat, f"body_{2 * i + 2}")(x)
@@ -82,8 +99,8 @@ class SRVGGNetCompact(keras.Model):
         x = keras.layers.Add(name="residual")([x, base])
         if outscale is not None and outscale != upscale:
             x = CubicResize(int(outscale), upscale, name="output_resize")(x)
-        outputs = keras.layers.Activation("linear", dtype="float32", name="sr")(x)
-        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        super().__init__(inputs=inputs, outputs=self.float32_output(x),
+                         scale=int(outscale or upscale), **kwargs)
 
         self.num_in_ch = num_in_ch
         self.num_out_ch = num_out_ch
@@ -93,15 +110,11 @@ class SRVGGNetCompact(keras.Model):
         self.act_type = act_type
         self.data_format = data_format
         self.outscale = None if outscale is None else int(outscale)
-
-    @property
-    def scale(self) -> int:
-        return self.outscale or self.upscale
+        self.weight_init = weight_init
 
     def get_config(self):
         return {
-            "name": self.name,
-            "trainable": self.trainable,
+            **super().get_config(),
             "num_in_ch": self.num_in_ch,
             "num_out_ch": self.num_out_ch,
             "num_feat": self.num_feat,
@@ -111,4 +124,5 @@ class SRVGGNetCompact(keras.Model):
             # None (the default) stays None, so a saved model picks its backend's layout.
             "data_format": self.data_format,
             "outscale": self.outscale,
+            "weight_init": self.weight_init,
         }

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 SCRIPT = r"""
 import json, os, sys
@@ -26,7 +26,7 @@ if backend == "tensorflow":
     tf.config.set_logical_device_configuration(
         cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import keras
-sys.path.insert(0, os.path.join(os.getcwd(), "tests"))
+sys.path.insert(0, os.path.join(os.getcwd(), "tests", "trainer"))
 from test_trainer import make_batches, stream, tiny_networks
 from keras_pbasr.trainer import CrossFusion, PBaSRTrainer
 

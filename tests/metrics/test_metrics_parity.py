@@ -19,7 +19,7 @@ from keras_pbasr import metrics
 # independent numpy reference in tests/torch_reference/iqa.py (PSNR, SSIM, GMSD).
 PAIRS = ("I03.bmp", "I04.bmp")
 ALL_PAIRS = ("I03.bmp", "I04.bmp", "I06.bmp", "I08.bmp", "I19.bmp")
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _calibration_root() -> Path:

@@ -49,7 +49,7 @@ from keras_pbasr.utils.image_files import (
 )
 from keras_pbasr.utils.native_logs import invoked_as_cli, is_native_log_line
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 # Error handling and file safety do not depend on the backend: run once, in the TF pass.
 pytestmark = pytest.mark.backend_agnostic
 
