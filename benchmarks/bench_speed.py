@@ -12,8 +12,8 @@ Engines, each in its own long-lived subprocess with the same thread count:
 - `keras-<backend>`: the package's inference path (`upscale`'s per-model predictor, as
   `pbasr upscale` runs it) on that Keras backend;
 - `keras-<backend>-call`: the plain Keras call `model(x)` (torch: under `no_grad`);
-- with `--baseline DIR`, `base-keras-<backend>`: the inference path of the keras_pbasr in DIR
-  (e.g. a `git archive` of main), for before/after figures in the same run.
+- `base-keras-<backend>` (with `--baseline DIR`): the inference path of the keras_pbasr in
+  DIR (e.g. a `git archive` of main), for before/after figures in the same run.
 
 Sizes: `N` is one NxN centre crop of a real photo (LR pixels) run untiled; `photo` is the
 256x256 photo ADE_val_00000114.jpg (1024x1024 = 1.05 MP output) tiled by keras_pbasr's tiler
@@ -229,6 +229,8 @@ class Engine:
     def __init__(self, name: str, preset: str, options):
         self.name = name
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "OMP_NUM_THREADS": str(options.threads)}
+        if options.omp_wait_policy:
+            env["OMP_WAIT_POLICY"] = options.omp_wait_policy
         pythonpath = [str(ROOT)]
         engine = name
         if name.startswith("base-"):
@@ -351,7 +353,8 @@ def render(report: dict) -> str:
         f"- rounds: {report['rounds']}, interleaved; median wall per call; CPU-s = process "
         "time of the same call (all threads)",
         "- versions: " + ", ".join(f"{k} {v}" for k, v in report["versions"].items() if v),
-        f"- precision (Keras engines): {report['precision']}",
+        f"- precision (Keras engines): {report['precision']}; OMP_WAIT_POLICY: "
+        f"{report['omp_wait_policy']}",
         "",
         "| preset | size | engine | median s | min s | CPU-s | s / output MP | vs ncnn | "
         "peak RSS MiB | load1 per round |",
@@ -383,8 +386,10 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--presets", default=",".join(DEFAULT_PRESETS))
     parser.add_argument("--engines", default=",".join(DEFAULT_ENGINES))
     parser.add_argument("--baseline", default=None,
-                        help="folder holding another keras_pbasr: adds base-keras-* engines")
+                        help="folder holding another keras_pbasr, for base-keras-* engines")
     parser.add_argument("--precision", default="float32", help="upscale precision (Keras)")
+    parser.add_argument("--omp-wait-policy", choices=("active", "passive"), default=None,
+                        help="OMP_WAIT_POLICY for every engine (ncnn and torch use OpenMP)")
     parser.add_argument("--artifacts", default=None, help="folder holding the ncnn wheels")
     parser.add_argument("--debug", action="store_true", help="show the workers' stderr")
 
@@ -398,9 +403,8 @@ def cli(argv: list[str]) -> None:
         options.sizes, options.rounds = "64", 1
     options.sizes = options.sizes.split(",")
     options.engines = options.engines.split(",")
-    if options.baseline:
-        options.engines += [f"base-{e}" for e in options.engines if e.startswith("keras-")
-                            and not e.endswith("-call")]
+    if any(e.startswith("base-") for e in options.engines) and not options.baseline:
+        raise SystemExit("base-* engines need --baseline DIR (a folder holding keras_pbasr)")
     load_start = [round(v, 2) for v in os.getloadavg()]
     rows = []
     for preset in options.presets.split(","):
@@ -413,6 +417,7 @@ def cli(argv: list[str]) -> None:
         "machine": {"cpu": cpu_model(), "cpu_count": os.cpu_count(),
                     "platform": platform.platform()},
         "threads": options.threads, "rounds": options.rounds, "precision": options.precision,
+        "omp_wait_policy": options.omp_wait_policy or "unset (OpenMP default)",
         "load_start": load_start, "load_end": load_end,
         "loaded": max(load_start[0], load_end[0]) > 0.5 * (os.cpu_count() or 1),
         "versions": _versions(), "rows": rows,
