@@ -291,7 +291,10 @@ def _versions() -> dict:
 
 
 def measure_preset(preset: str, options) -> dict:
-    """Starts every engine (one at a time, so setup does not overlap), then times rounds."""
+    """Starts every engine (one at a time, so setup does not overlap), then times rounds;
+    the samples of the finished rounds are saved to `options.partial` before each round."""
+    from keras_pbasr.utils.atomic_files import write_json_atomic
+
     engines, setup = {}, {}
     try:
         for name in options.engines:
@@ -300,6 +303,11 @@ def measure_preset(preset: str, options) -> dict:
             print(f"  {preset} {name}: ready in {setup[name]:.1f} s", flush=True)
         samples = {(n, s): [] for n in engines for s in options.sizes}
         for round_index in range(options.rounds):
+            if round_index:  # a run stopped later still leaves the finished rounds
+                write_json_atomic(options.partial, {
+                    "preset": preset, "load": os.getloadavg(),
+                    "samples": {f"{n} {s}": v for (n, s), v in samples.items()},
+                })
             for size in options.sizes:
                 for name, engine in engines.items():
                     result = engine.time(size)
@@ -405,6 +413,10 @@ def cli(argv: list[str]) -> None:
     options.engines = options.engines.split(",")
     if any(e.startswith("base-") for e in options.engines) and not options.baseline:
         raise SystemExit("base-* engines need --baseline DIR (a folder holding keras_pbasr)")
+    out_dir = options.out or RESULTS_DIR
+    out_dir.mkdir(parents=True, exist_ok=True)
+    suffix = "" if options.precision == "float32" else f"-{options.precision}"
+    options.partial = out_dir / f"speed{suffix}-partial.json"
     load_start = [round(v, 2) for v in os.getloadavg()]
     rows = []
     for preset in options.presets.split(","):
@@ -422,10 +434,8 @@ def cli(argv: list[str]) -> None:
         "loaded": max(load_start[0], load_end[0]) > 0.5 * (os.cpu_count() or 1),
         "versions": _versions(), "rows": rows,
     }
-    out_dir = options.out or RESULTS_DIR
-    out_dir.mkdir(parents=True, exist_ok=True)
-    suffix = "" if options.precision == "float32" else f"-{options.precision}"
     write_json_atomic(out_dir / f"speed{suffix}.json", report)
+    options.partial.unlink(missing_ok=True)
     markdown = render(report)
     write_text_atomic(out_dir / f"speed{suffix}.md", markdown)
     print(markdown)

@@ -38,7 +38,7 @@ def _fusable_conv(layer) -> bool:
         and tuple(layer.dilation_rate) == (1, 1)
         and layer.groups == 1
         and (layer.padding == "valid" or all(k % 2 == 1 for k in layer.kernel_size))
-        and layer.lora_rank is None
+        and getattr(layer, "lora_rank", None) is None
     )
 
 
@@ -96,11 +96,11 @@ class _DirectConv:
 def build_torch_forward(model: keras.Model) -> Callable[[np.ndarray], np.ndarray]:
     """A numpy -> numpy inference call of a functional Keras model on the torch backend.
 
-    Example:
+    Example (with KERAS_BACKEND=torch):
     >>> import numpy as np
     >>> from keras_pbasr.models import SRVGGNetCompact
     >>> model = SRVGGNetCompact(num_feat=8, num_conv=2)
-    >>> forward = build_torch_forward(model)  # doctest: +SKIP (torch backend only)
+    >>> forward = build_torch_forward(model)  # doctest: +SKIP
     >>> forward(np.zeros((1, 8, 8, 3), "float32")).shape  # doctest: +SKIP
     (1, 32, 32, 3)
     """
