@@ -171,6 +171,15 @@ def _set_threads(engine: str, threads: int) -> None:
         tf.config.threading.set_inter_op_parallelism_threads(1)
 
 
+def peak_rss_mib() -> float:
+    """This process's peak resident set (VmHWM). Not ru_maxrss: Linux carries that over
+    exec from the parent, so a worker would report at least the orchestrator's size."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def worker(args) -> None:
     """Builds one engine, warms every size up, then times one size per stdin line."""
     import tempfile
@@ -215,9 +224,7 @@ def worker(args) -> None:
                 "size": size, "wall_s": wall, "cpu_s": cpu, "load1": load_before,
                 "output": list(out.shape), "max_diff_to_warmup": checksum,
             }), flush=True)
-    print(json.dumps({
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    }), flush=True)
+    print(json.dumps({"peak_rss_mib": peak_rss_mib()}), flush=True)
 
 
 # Orchestrator side --------------------------------------------------------------------------
