@@ -1,10 +1,14 @@
-"""`python -m benchmarks NAME [--quick] [--out DIR]`: runs benchmarks/bench_NAME.py."""
+"""`python -m benchmarks NAME [--quick] [--out DIR]`: runs benchmarks/bench_NAME.py.
+
+A module with its own options defines `cli(argv)`, which gets every argument after NAME.
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib
 import pkgutil
+import sys
 from pathlib import Path
 
 from benchmarks.harness import Benchmark
@@ -23,9 +27,15 @@ def main() -> None:
     parser.add_argument("name", choices=available())
     parser.add_argument("--quick", action="store_true", help="fewer repeats (smoke run)")
     parser.add_argument("--out", type=Path, default=None, help="results folder")
-    args = parser.parse_args()
+    args, rest = parser.parse_known_args()
+    module = importlib.import_module(f"benchmarks.bench_{args.name}")
+    if hasattr(module, "cli"):
+        module.cli(sys.argv[2:])
+        return
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     bench = Benchmark(args.name, quick=args.quick)
-    importlib.import_module(f"benchmarks.bench_{args.name}").run(bench)
+    module.run(bench)
     bench.write(args.out)
 
 
