@@ -162,7 +162,7 @@ def run(bench) -> None:
     import torch
 
     from keras_pbasr.convert import get_converter
-    from keras_pbasr.convert.torch_checkpoint import state_dict_to_numpy
+    from keras_pbasr.utils.torch_files import state_dict_to_numpy
 
     backend = keras.backend.backend()
     bench.note(

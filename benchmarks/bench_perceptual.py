@@ -12,8 +12,7 @@ import torch
 from keras import ops
 
 from keras_pbasr.losses.perceptual import PerceptualLoss
-from keras_pbasr.metrics.dists import DISTS
-from keras_pbasr.metrics.lpips import LPIPS
+from keras_pbasr.models.feature_nets import DISTS, LPIPS
 from keras_pbasr.weights import fetch_weights, load_weights_arrays
 from keras_pbasr.weights.layouts import feature_layer_names
 from tests.torch_reference.feature_nets import (
