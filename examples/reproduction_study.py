@@ -542,6 +542,10 @@ def time_table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def load(averages: list[float] | None) -> str:
+    return "n/a" if not averages else " / ".join(f"{a:.1f}" for a in averages)
+
+
 def write_report(out_dir: Path, results: dict, args: argparse.Namespace) -> Path:
     """report.md from results (also for a partial study: missing arms show as n/a)."""
     from keras_pbasr.utils.atomic_files import write_text_atomic
@@ -557,8 +561,9 @@ def write_report(out_dir: Path, results: dict, args: argparse.Namespace) -> Path
     text = f"""# Reproduction study report
 
 Command: `{results['command']}`
-{results['versions']}, {machine['cpus']} CPUs, load average {machine['load_start']} at the
-start, {machine.get('load_end', 'n/a')} at the end. Wall {results['totals']['wall_s']:.0f} s,
+{results['versions']}, {machine['cpus']} CPUs, load average (1, 5, 15 min)
+{load(machine['load_start'])} at the start, {load(machine.get('load_end'))} at the end.
+Wall {results['totals']['wall_s']:.0f} s,
 CPU {results['totals']['cpu_s']:.0f} s (all threads).
 {'**Quick smoke test: toy start model, a few steps; the numbers mean nothing.**'
  if args.quick else ''}
