@@ -71,7 +71,7 @@ def _inputs(size: str):
 
 
 def _ncnn_files(preset: str, artifacts: str | None, folder: Path) -> Path:
-    from keras_pbasr.presets.registry import BUILTIN_PRESETS
+    from keras_pbasr.models import BUILTIN_PRESETS
     from keras_pbasr.weights.artifacts import locate_artifact, read_member
 
     source = BUILTIN_PRESETS[preset].ncnn

@@ -24,7 +24,7 @@ from PIL import Image
 
 from keras_pbasr.convert.ncnn import read_ncnn_model
 from keras_pbasr.convert.ncnn_conversion import ncnn_to_model
-from keras_pbasr.presets.registry import BUILTIN_PRESETS
+from keras_pbasr.models import BUILTIN_PRESETS
 from keras_pbasr.weights.artifacts import locate_artifact, read_member
 
 

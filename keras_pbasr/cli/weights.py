@@ -92,8 +92,8 @@ def run_fetch(args: argparse.Namespace) -> int:
 
 
 def run_list(args: argparse.Namespace) -> int:
+    from keras_pbasr.models.registry import cache_dir
     from keras_pbasr.presets import list_presets
-    from keras_pbasr.presets.registry import cache_dir
     from keras_pbasr.weights import list_cached_weights, weights_dir
 
     records = list_cached_weights()

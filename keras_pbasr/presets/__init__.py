@@ -15,6 +15,7 @@ from pathlib import Path
 
 import keras
 
+from keras_pbasr.models.registry import BUILTIN_PRESETS, BuiltinPreset, cache_dir
 from keras_pbasr.presets.checkpoint_presets import convert_checkpoint
 from keras_pbasr.presets.handles import PresetHandle, normalize_name, parse_handle, resolve_remote
 from keras_pbasr.presets.preset_io import (
@@ -32,7 +33,6 @@ from keras_pbasr.presets.pretrained import (
     is_fetchable,
     verify_fetched_preset,
 )
-from keras_pbasr.presets.registry import BUILTIN_PRESETS, BuiltinPreset, cache_dir
 
 # Presets trained by this project ship inside the package, one directory per name.
 PACKAGED_PRESETS_DIR = Path(__file__).resolve().parent / "builtin"

@@ -128,7 +128,7 @@ def fetch_preset(
     With `force`, converts again even if the preset is cached.
 
     Example:
-    >>> from keras_pbasr.presets.registry import BUILTIN_PRESETS
+    >>> from keras_pbasr.models import BUILTIN_PRESETS
     >>> fetch_preset(BUILTIN_PRESETS["realesrgan_x4plus"])  # doctest: +SKIP
     PosixPath('~/.keras/keras_pbasr/presets/realesrgan_x4plus')
     """
@@ -201,7 +201,7 @@ def verify_fetched_preset(preset: BuiltinPreset, location: Path) -> None:
     of config.json and model.weights.h5 recorded when they were written.
 
     Example:
-    >>> from keras_pbasr.presets.registry import BUILTIN_PRESETS, cache_dir
+    >>> from keras_pbasr.models.registry import BUILTIN_PRESETS, cache_dir
     >>> verify_fetched_preset(BUILTIN_PRESETS["realesrgan_x4plus"],
     ...                       cache_dir() / "realesrgan_x4plus")  # doctest: +SKIP
     """

@@ -17,8 +17,8 @@ import pytest
 
 import keras_pbasr.presets as presets
 from keras_pbasr.models import SRVGGNetCompact
+from keras_pbasr.models.registry import BUILTIN_PRESETS, cache_dir
 from keras_pbasr.presets import PresetError, from_preset, list_presets, parse_handle, save_to_preset
-from keras_pbasr.presets.registry import BUILTIN_PRESETS, cache_dir
 
 
 def tiny_model() -> SRVGGNetCompact:
