@@ -61,6 +61,7 @@ from demo import (  # noqa: E402  (the main job's data, training and evaluation 
     Log,
     build_demo_data,
     build_real_eval,
+    compile_train_step,
     copy_model,
     default_eval_data,
     load_eval_set,
@@ -246,9 +247,8 @@ class ArmTrainer:
                                     ema_decay=None,
                                     **seeded_discriminators(seeds[0], two_branches, disc_feat))
         adam = keras.optimizers.Adam(learning_rate, beta_1=0.9, beta_2=0.99, epsilon=1e-8)
-        # XLA compilation of the two-branch RRDBNet step took minutes on 2 cores.
         self.trainer.compile(g_optimizer=adam, d_optimizer=adam, perceptual_weight=0.0,
-                             jit_compile=False)
+                             jit_compile=compile_train_step())
         # compile() builds every optimizer: this is their start state (zero moments and
         # iterations, the learning rates).
         self.optimizer_start = [keras.ops.convert_to_numpy(v).copy()
