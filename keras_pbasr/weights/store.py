@@ -42,11 +42,11 @@ class CorruptWeightsError(ValueError):
 
 
 def weights_dir() -> Path:
-    """$PBASR_WEIGHTS_DIR, or ~/.keras/keras_pbasr/weights."""
+    """$PBASR_WEIGHTS_DIR, else $KERAS_HOME (default ~/.keras)/keras_pbasr/weights."""
     env = os.environ.get(WEIGHTS_DIR_ENV)
     if env:
         return Path(env).expanduser()
-    return Path("~/.keras/keras_pbasr/weights").expanduser()
+    return Path(os.environ.get("KERAS_HOME", "~/.keras")).expanduser() / "keras_pbasr" / "weights"
 
 
 def cached_weights_path(name: str) -> Path:

@@ -32,6 +32,17 @@ def empty_cache(tmp_path, monkeypatch):
     return tmp_path / "cache"
 
 
+@pytest.mark.backend_agnostic
+def test_weights_cache_follows_pbasr_weights_dir_then_keras_home(tmp_path, monkeypatch):
+    from keras_pbasr.weights.store import weights_dir
+
+    monkeypatch.delenv("PBASR_WEIGHTS_DIR", raising=False)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "home"))
+    assert weights_dir() == tmp_path / "home" / "keras_pbasr" / "weights"
+    monkeypatch.setenv("PBASR_WEIGHTS_DIR", str(tmp_path / "own"))
+    assert weights_dir() == tmp_path / "own"
+
+
 class _RunsSystem:
     def __reduce__(self):
         return (os.system, ("echo pwned",))
