@@ -48,6 +48,29 @@ def window_reverse(windows, window_size: int, batch, height, width):
     return ops.reshape(x, (batch, height, width, channels))
 
 
+def attend_shifted_windows(x, attention, window_size: int, shift_size: int, attention_mask,
+                           make_mask):
+    """Swin's (shifted) window attention on a (B, H, W, C) map, back as a (B, H, W, C) map.
+
+    A shifted block rolls the map by -shift_size, attends within windows under the mask
+    (`attention_mask`, or `make_mask(height, width, window_size, shift_size)` when None) and
+    rolls back; an unshifted block attends without a mask. `attention` maps
+    (B * nW, ws * ws, C) windows to the same shape.
+    """
+    batch, height, width, _ = ops.shape(x)
+    if shift_size:
+        x = ops.roll(x, shift=(-shift_size, -shift_size), axis=(1, 2))
+        if attention_mask is None:
+            attention_mask = make_mask(height, width, window_size, shift_size)
+    else:
+        attention_mask = None
+    windows = attention(window_partition(x, window_size), attention_mask=attention_mask)
+    x = window_reverse(windows, window_size, batch, height, width)
+    if shift_size:
+        x = ops.roll(x, shift=(shift_size, shift_size), axis=(1, 2))
+    return x
+
+
 def _shift_region_labels(length, window_size: int, wrapped: int):
     """Per position along one axis of a cyclically shifted map: 0 before the last window,
     1 in the last window but not wrapped around, 2 in the `wrapped` positions that came from

@@ -12,11 +12,10 @@ from keras import KerasTensor, initializers, layers, ops, saving
 from keras_pbasr.layers.windows import (
     SHIFTED_WINDOW_MASK_VALUE,
     WindowAttentionBase,
+    attend_shifted_windows,
     relative_position_index,
     trunc_normal_002,
-    window_partition,
     window_region_labels,
-    window_reverse,
 )
 
 # FeMaSR's NormLayer('gn'): GroupNorm with 32 groups and eps 1e-6 (Keras defaults to 1e-3).
@@ -271,21 +270,9 @@ class SwinTransformerBlock(layers.Layer):
     def call(self, x, attention_mask=None):
         """attention_mask: the shifted-window mask for this map's size, if the caller already
         has it (a shifted block computes it otherwise; an unshifted one ignores it)."""
-        batch, height, width, _ = ops.shape(x)
         shortcut = x
-        x = self.norm1(x)
-        if self.shift_size:
-            x = ops.roll(x, shift=(-self.shift_size, -self.shift_size), axis=(1, 2))
-            if attention_mask is None:
-                attention_mask = swin_attention_mask(
-                    height, width, self.window_size, self.shift_size
-                )
-        else:
-            attention_mask = None
-        windows = self.attn(window_partition(x, self.window_size), attention_mask=attention_mask)
-        x = window_reverse(windows, self.window_size, batch, height, width)
-        if self.shift_size:
-            x = ops.roll(x, shift=(self.shift_size, self.shift_size), axis=(1, 2))
+        x = attend_shifted_windows(self.norm1(x), self.attn, self.window_size, self.shift_size,
+                                   attention_mask, swin_attention_mask)
         x = shortcut + x
         return x + self.fc2(ops.gelu(self.fc1(self.norm2(x)), approximate=False))
 

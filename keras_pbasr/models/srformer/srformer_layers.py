@@ -15,11 +15,10 @@ from keras import layers, ops, random, saving
 from keras_pbasr.layers.windows import (
     SHIFTED_WINDOW_MASK_VALUE,
     WindowAttentionBase,
+    attend_shifted_windows,
     relative_position_index,
     trunc_normal_002,
-    window_partition,
     window_region_labels,
-    window_reverse,
 )
 
 # ----------------------------------------------------------------------------------------------
@@ -260,21 +259,9 @@ class PSABlock(layers.Layer):
         self.mlp.build(input_shape)
 
     def call(self, x, attention_mask=None, training=None):
-        batch, height, width, _ = ops.shape(x)
         shortcut = x
-        x = self.norm1(x)
-        if self.shift_size:
-            x = ops.roll(x, shift=(-self.shift_size, -self.shift_size), axis=(1, 2))
-            if attention_mask is None:
-                attention_mask = shifted_window_attention_mask(
-                    height, width, self.window_size, self.shift_size
-                )
-        else:
-            attention_mask = None
-        windows = self.attn(window_partition(x, self.window_size), attention_mask=attention_mask)
-        x = window_reverse(windows, self.window_size, batch, height, width)
-        if self.shift_size:
-            x = ops.roll(x, shift=(self.shift_size, self.shift_size), axis=(1, 2))
+        x = attend_shifted_windows(self.norm1(x), self.attn, self.window_size, self.shift_size,
+                                   attention_mask, shifted_window_attention_mask)
         x = shortcut + self._drop_path(x, training)
         return x + self._drop_path(self.mlp(self.norm2(x)), training)
 
