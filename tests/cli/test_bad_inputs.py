@@ -150,8 +150,11 @@ def test_hard_link_to_the_input_is_refused_and_the_input_kept(tmp_path, tiny_pre
 
 def test_sigint_during_a_large_png_write_leaves_the_old_file_or_none(tmp_path):
     """A subprocess writes a ~100 MB PNG; SIGINT arrives during the write."""
+    # The child restores Python's SIGINT handler: a shell starts background jobs with SIGINT
+    # ignored, and Python keeps an inherited SIG_IGN (seen when the suite ran under `cmd &`).
     script = (
-        "import sys, numpy as np\n"
+        "import signal, sys, numpy as np\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "from keras_pbasr.inference.image_io import write_image\n"
         "image = np.random.default_rng(0).integers(0, 255, (5000, 5000, 3), dtype=np.uint8)\n"
         "print('writing', flush=True)\n"
