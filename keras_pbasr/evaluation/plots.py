@@ -24,6 +24,14 @@ def pyplot():
     return plt
 
 
+def _write_figure(fig, path: Path) -> Path:
+    """Writes `fig` as a PNG through a temporary file beside `path`, then closes it."""
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=90)
+    pyplot().close(fig)
+    return path
+
+
 def plot_subset_bars(report: dict, out_dir: Path) -> list[Path]:
     """One figure per region: a bar chart of each metric's mean per subset."""
     plt = pyplot()
@@ -46,11 +54,7 @@ def plot_subset_bars(report: dict, out_dir: Path) -> list[Path]:
             ax.set_title(metric, fontsize=9)
         fig.suptitle(f"region: {region}")
         fig.tight_layout()
-        path = out_dir / f"bars_{region}.png"
-        with atomic_output(path) as tmp:
-            fig.savefig(tmp, dpi=90)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(_write_figure(fig, out_dir / f"bars_{region}.png"))
     return paths
 
 
@@ -95,9 +99,5 @@ def plot_best_worst(report: dict, out_dir: Path, *, sr_images, hr_images, masks,
         value = report["images"][stem]["all"][metric]
         fig.suptitle(f"{label} by {metric}: {stem} ({metric} = {value:.4g})", fontsize=10)
         fig.tight_layout()
-        path = out_dir / f"{label}_{stem}.png"
-        with atomic_output(path) as tmp:
-            fig.savefig(tmp, dpi=90)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(_write_figure(fig, out_dir / f"{label}_{stem}.png"))
     return paths
