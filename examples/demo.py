@@ -83,6 +83,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--patch-size", type=int, default=64, help="HR patch (multiple of 8)")
     p.add_argument("--disc-feat", type=int, default=32, help="U-Net discriminator width")
     p.add_argument("--gan-lr", type=float, default=1e-4)
+    p.add_argument("--d-warmup-steps", type=int, default=0,
+                   help="steps before --gan-steps in which only the fresh discriminators learn")
     p.add_argument("--ema-decay", type=float, default=0.0,
                    help="EMA of the generators (0: none; the merge uses the raw weights)")
     p.add_argument("--cfm-interval", type=int, default=20)
@@ -423,15 +425,16 @@ def train_gan_arm(start_model, dataset, args: argparse.Namespace, pbasr: bool, l
                            ema_decay=args.ema_decay or None, **kwargs)
     adam = keras.optimizers.Adam(args.gan_lr, beta_1=0.9, beta_2=0.99, epsilon=1e-8)
     trainer.compile(g_optimizer=adam, d_optimizer=adam, perceptual_weight=perceptual_weight(args),
-                    jit_compile=compile_train_step())
-    logs = step_logger(log, "PBaSR" if pbasr else "unified", args.gan_steps)
+                    d_warmup_steps=args.d_warmup_steps, jit_compile=compile_train_step())
+    total_steps = args.d_warmup_steps + args.gan_steps
+    logs = step_logger(log, "PBaSR" if pbasr else "unified", total_steps)
     callbacks = [logs]
     cfm = None
     if pbasr:
         # Listed first so the step logs see cfm_lambda / cfm_cosine of a fusion step.
         cfm = CrossFusion(interval=args.cfm_interval, lambda0=args.cfm_lambda0)
         callbacks.insert(0, cfm)
-    fit_steps(trainer, dataset, args.gan_steps, callbacks)
+    fit_steps(trainer, dataset, total_steps, callbacks)
     return trainer.merged_generator(source="raw"), logs.rows, (cfm.history if cfm else [])
 
 
@@ -687,7 +690,8 @@ batch 16 x 2 GPUs, patch 256: this run is about 1e-5 of that compute.
   fly.
 - Adam lr {args.gan_lr:g} (0.9/0.99), L1 1.0 (USM-sharpened targets for the general branch
   only), GAN 0.1, fresh U-Net discriminators with {args.disc_feat} features (no pretrained D is
-  available offline), perceptual loss {perceptual}, EMA {args.ema_decay or 'off'}.
+  available offline; {args.d_warmup_steps} discriminator-only steps first), perceptual loss
+  {perceptual}, EMA {args.ema_decay or 'off'}.
 - PBaSR: general branch + unconditional D (vanilla GAN) on the general half, blur branch +
   mask-conditioned D (hinge, Eq. 1) on the blur half; CrossFusion every {args.cfm_interval}
   steps, lambda0 {args.cfm_lambda0:g}, lam = lambda0 + (1 - lambda0) cos / 2 (Eq. 2 as
