@@ -17,7 +17,8 @@ Engines, each in its own long-lived subprocess with the same thread count:
 
 Sizes: `N` is one NxN centre crop of a real photo (LR pixels) run untiled; `photo` is the
 256x256 photo ADE_val_00000114.jpg (1024x1024 = 1.05 MP output) tiled by keras_pbasr's tiler
-(tile 160, overlap 32, 4 tiles, one per call) with each engine's forward. Every engine
+(tile 160, overlap 32, 4 tiles; `--tile-batch` per call, default 1) with each engine's forward
+(keras-jax splits a batch over one CPU device per tile, as `pbasr upscale` does). Every engine
 warms up on every shape first; then each round runs every size on every engine in turn
 (interleaved, so load changes hit all engines alike) and the median over rounds is reported,
 with the process CPU seconds of the same calls and the 1-minute load average around them.
@@ -188,6 +189,11 @@ def worker(args) -> None:
 
     from keras_pbasr.inference.upscale import _run_network
 
+    if args.engine.startswith("keras-jax"):
+        # As `pbasr upscale` does: one CPU device per tile of a batch (no-op for one tile).
+        from keras_pbasr.inference.jax_sharding import request_host_devices
+
+        request_host_devices(min(os.cpu_count() or 1, args.tile_batch))
     _set_threads(args.engine, args.threads)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
@@ -205,7 +211,8 @@ def worker(args) -> None:
         def run(size: str):
             image, tiled = inputs[size]
             if tiled:
-                return _run_network(predict, image, scale, 1, PHOTO_TILE, PHOTO_OVERLAP, 1, None)
+                return _run_network(predict, image, scale, 1, PHOTO_TILE, PHOTO_OVERLAP,
+                                    args.tile_batch, None)
             return predict(image[None])[0]
 
         outputs = {size: run(size) for size in inputs}  # warm-up (compilation) on every shape
@@ -250,6 +257,7 @@ class Engine:
             sys.executable, str(Path(__file__).resolve()), "--worker", "--engine", engine,
             "--preset", preset, "--sizes", ",".join(options.sizes),
             "--threads", str(options.threads), "--precision", options.precision,
+            "--tile-batch", str(options.tile_batch),
         ]
         if options.artifacts:
             command += ["--artifacts", str(options.artifacts)]
@@ -347,9 +355,10 @@ def measure_preset(preset: str, options) -> dict:
     return {"rows": rows}
 
 
-def _size_label(size: str) -> str:
+def _size_label(size: str, tile_batch: int) -> str:
     if size == "photo":
-        return f"photo 256x256 tiled {PHOTO_TILE}/{PHOTO_OVERLAP} (1.05 MP out)"
+        return (f"photo 256x256 tiled {PHOTO_TILE}/{PHOTO_OVERLAP}, {tile_batch} tile(s) per call"
+                " (1.05 MP out)")
     return f"{size}x{size}"
 
 
@@ -375,10 +384,12 @@ def render(report: dict) -> str:
         "peak RSS MiB | load1 per round |",
         "|---|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
+    tile_batch = report.get("tile_batch", 1)
     for r in report["rows"]:
         ratio = f"{r['ratio_to_ncnn']:.2f}x" if r["ratio_to_ncnn"] else "-"
         lines.append(
-            f"| {r['preset']} | {_size_label(r['size'])} | {r['engine']} | {r['wall_s']:.3f} | "
+            f"| {r['preset']} | {_size_label(r['size'], tile_batch)} | {r['engine']} | "
+            f"{r['wall_s']:.3f} | "
             f"{r['min_s']:.3f} | {r['cpu_s']:.2f} | {r['s_per_output_mp']:.2f} | {ratio} | "
             f"{r['peak_rss_mib']:.0f} | {', '.join(map(str, r['load1']))} |"
         )
@@ -403,6 +414,8 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--baseline", default=None,
                         help="folder holding another keras_pbasr, for base-keras-* engines")
     parser.add_argument("--precision", default="float32", help="upscale precision (Keras)")
+    parser.add_argument("--tile-batch", type=int, default=1,
+                        help="tiles per forward call for the 'photo' size (all engines)")
     parser.add_argument("--omp-wait-policy", choices=("active", "passive"), default=None,
                         help="OMP_WAIT_POLICY for every engine (ncnn and torch use OpenMP)")
     parser.add_argument("--artifacts", default=None, help="folder holding the ncnn wheels")
@@ -423,6 +436,7 @@ def cli(argv: list[str]) -> None:
     out_dir = options.out or RESULTS_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
     suffix = "" if options.precision == "float32" else f"-{options.precision}"
+    suffix += "" if options.tile_batch == 1 else f"-tile-batch{options.tile_batch}"
     options.partial = out_dir / f"speed{suffix}-partial.json"
     load_start = [round(v, 2) for v in os.getloadavg()]
     rows = []
@@ -436,9 +450,11 @@ def cli(argv: list[str]) -> None:
         "machine": {"cpu": cpu_model(), "cpu_count": os.cpu_count(),
                     "platform": platform.platform()},
         "threads": options.threads, "rounds": options.rounds, "precision": options.precision,
+        "tile_batch": options.tile_batch,
         "omp_wait_policy": options.omp_wait_policy or "unset (OpenMP default)",
         "load_start": load_start, "load_end": load_end,
-        "loaded": max(load_start[0], load_end[0]) > 0.5 * (os.cpu_count() or 1),
+        # Judged before the run: during it, the engines' own threads make the load.
+        "loaded": load_start[0] > 0.5 * (os.cpu_count() or 1),
         "versions": _versions(), "rows": rows,
     }
     write_json_atomic(out_dir / f"speed{suffix}.json", report)
@@ -458,6 +474,7 @@ def main() -> None:
         parser.add_argument("--sizes", required=True)
         parser.add_argument("--threads", type=int, default=2)
         parser.add_argument("--precision", default="float32")
+        parser.add_argument("--tile-batch", type=int, default=1)
         parser.add_argument("--artifacts", default=None)
         worker(parser.parse_args())
     else:

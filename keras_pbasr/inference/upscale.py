@@ -20,6 +20,7 @@ import keras
 import numpy as np
 
 from keras_pbasr.inference.image_io import read_image_array
+from keras_pbasr.inference.jax_sharding import shard_batch
 from keras_pbasr.inference.tiling import (
     feather_weights,
     pad_symmetric,
@@ -54,7 +55,10 @@ def _build_predictor(model: keras.Model) -> Callable[[np.ndarray], np.ndarray]:
         forward = compiled_model_call(model)
 
         def predict(x: np.ndarray) -> np.ndarray:
-            return np.asarray(forward(x))
+            # Split over the local devices (both CPU cores when JAX exposes two: see
+            # jax_sharding).
+            sharded, batch = shard_batch(x)
+            return np.asarray(forward(sharded))[:batch]
 
         return predict
 
