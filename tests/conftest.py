@@ -44,8 +44,11 @@ def rng() -> np.random.Generator:
 
 
 @pytest.fixture(autouse=True)
-def _fresh_keras_state():
+def _fresh_keras_state(monkeypatch):
     keras.utils.set_random_seed(0)
+    # `pbasr upscale` on JAX adds a device count to XLA_FLAGS; keep it out of later tests'
+    # subprocesses.
+    monkeypatch.setenv("XLA_FLAGS", os.environ.get("XLA_FLAGS", ""))
     yield
     # free_memory=False: the gc.collect() it would run costs ~1 s per test on this machine.
     keras.backend.clear_session(free_memory=False)
