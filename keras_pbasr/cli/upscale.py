@@ -6,7 +6,6 @@ import argparse
 import os
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from keras_pbasr.utils.atomic_files import check_writable_folder, output_folder, refuse_same_file
@@ -16,6 +15,10 @@ from keras_pbasr.utils.image_files import (
     collect_inputs,
     read_image_array,
 )
+
+# JAX CPU devices `pbasr upscale` asks for: one per core up to this many (each holds one tile
+# of a batch in memory at a time).
+MAX_HOST_DEVICES = 4
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -52,7 +55,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="upscale an alpha channel with the network or by resizing")
     p.add_argument("--precision", choices=("float32", "mixed_float16", "mixed_bfloat16"),
                    default="float32")
-    p.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass")
+    p.add_argument("--batch-size", type=_batch_arg, default="auto",
+                   help="tiles per forward pass; auto (default) = one per device on a CPU "
+                   "(under JAX one device per core, up to 4), 4 on a GPU")
     p.add_argument("--ext", default=None,
                    help="output format for folders, e.g. png (default: the input's, or png "
                    "where the input's cannot hold the result)")
@@ -115,9 +120,10 @@ def run(args: argparse.Namespace) -> int:
     from keras_pbasr.presets import from_preset
 
     if keras.backend.backend() == "jax":
-        # Before JAX's first computation: one CPU device per tile of a batch, so XLA uses
-        # every core on tiled images (measured 2x on 2 cores; see jax_sharding).
-        request_host_devices(min(os.cpu_count() or 1, args.batch_size))
+        # Before JAX's first computation: one CPU device per core (at most MAX_HOST_DEVICES),
+        # so that a batch of tiles runs on every core (see jax_sharding); upscale's "auto"
+        # batch is one tile per device.
+        request_host_devices(min(os.cpu_count() or 1, MAX_HOST_DEVICES))
 
     pairs = plan_outputs(args.input, args.output, args.ext, args.recursive)
     existing = [out for _, out in pairs if out.exists()]
@@ -132,11 +138,7 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     total = len(pairs)
     skipped = SkippedFiles("upscale")
-    # I/O overlaps the network: the next image is read and the previous result written
-    # (encoding a 4x PNG takes as long as a compact model's forward pass) on a helper thread.
-    with output_folder(pairs[0][1].parent), ThreadPoolExecutor(2, "pbasr-io") as io:
-        reads = [io.submit(read_image_array, pairs[0][0])]
-        writing = None
+    with output_folder(pairs[0][1].parent):
         for index, (source, out) in enumerate(pairs, 1):
             label = f"[{index}/{total}] {source.name}"
 
@@ -147,10 +149,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"\r{label} [{bar}] {done}/{tiles} tiles", end="", file=sys.stderr,
                       flush=True)
 
-            if index < total:
-                reads.append(io.submit(read_image_array, pairs[index][0]))
-            image = skipped.attempt(source, reads[index - 1].result)
-            reads[index - 1] = None  # the image is no longer needed once upscaled
+            image = skipped.attempt(source, lambda source=source: read_image_array(source))
             if image is None:
                 continue
             try:
@@ -166,9 +165,9 @@ def run(args: argparse.Namespace) -> int:
             if out.exists() and not args.overwrite:
                 raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
             out.parent.mkdir(parents=True, exist_ok=True)  # sub-folders with --recursive
-            _finish_write(writing)
-            writing = (io.submit(write_image, out, result), label, out, result.shape)
-        _finish_write(writing)
+            write_image(out, result)
+            print(f"\r{label} -> {out} ({result.shape[1]}x{result.shape[0]})" + " " * 20,
+                  file=sys.stderr)
     elapsed = time.perf_counter() - start
     print(f"upscaled {total - len(skipped)} of {total} image(s) in {elapsed:.1f} s",
           file=sys.stderr)
@@ -177,13 +176,13 @@ def run(args: argparse.Namespace) -> int:
     return skipped.exit_code
 
 
-def _finish_write(writing) -> None:
-    """Waits for a background write (raising its error here) and reports it."""
-    if writing is None:
-        return
-    future, label, out, shape = writing
-    future.result()
-    print(f"\r{label} -> {out} ({shape[1]}x{shape[0]})" + " " * 20, file=sys.stderr)
+def _batch_arg(value: str) -> int | str:
+    if value == "auto":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a number, got {value!r}") from None
 
 
 def _tile_arg(value: str) -> int | str:

@@ -112,3 +112,30 @@ def resolve_tile(tile: int | str | None, height: int, width: int) -> int | None:
     if isinstance(tile, str) or (tile is not None and tile < 0):
         raise ValueError(f"tile must be 'auto', None or a size >= 0, got {tile!r}")
     return tile or None
+
+
+# Tiles per forward pass on a GPU under batch_size="auto" (the former fixed default; not
+# re-measured, as no GPU was available when the CPU choice below was measured).
+GPU_TILE_BATCH = 4
+
+
+def resolve_batch_size(batch_size: int | str, gpu: bool, devices: int) -> int:
+    """Tiles per forward pass: `batch_size` itself, or for "auto" one tile per device on a
+    CPU and GPU_TILE_BATCH on a GPU.
+
+    On a CPU a batch of tiles is slower than one tile at a time for x4plus (2 cores, 160-px
+    tiles: TensorFlow +8 %, torch +6-26 %, peak memory up to 2x; notes/issue-19-speed.md),
+    except where the batch is split over several devices (JAX with one CPU device per core:
+    -17 % against one device), so "auto" gives each device one tile.
+
+    Example:
+    >>> resolve_batch_size("auto", gpu=False, devices=1), resolve_batch_size("auto", False, 2)
+    (1, 2)
+    >>> resolve_batch_size("auto", gpu=True, devices=1), resolve_batch_size(3, gpu=True, devices=1)
+    (4, 3)
+    """
+    if batch_size == "auto":
+        return GPU_TILE_BATCH if gpu else max(devices, 1)
+    if isinstance(batch_size, str) or batch_size < 1:
+        raise ValueError(f"batch_size must be 'auto' or a number >= 1, got {batch_size!r}")
+    return batch_size

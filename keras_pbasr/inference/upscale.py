@@ -24,6 +24,7 @@ from keras_pbasr.inference.jax_sharding import shard_batch
 from keras_pbasr.inference.tiling import (
     feather_weights,
     pad_symmetric,
+    resolve_batch_size,
     resolve_tile,
     tile_starts,
 )
@@ -31,6 +32,7 @@ from keras_pbasr.inference.torch_forward import build_torch_forward
 from keras_pbasr.models.backbone import SRBackbone
 from keras_pbasr.presets import from_preset
 from keras_pbasr.utils.compiled_call import compiled_model_call
+from keras_pbasr.utils.environment import gpu_visible
 from keras_pbasr.utils.image_files import check_float_pixels
 
 # Side of the blank image run once to find the scale of a model that is not an SRBackbone.
@@ -75,6 +77,15 @@ def _build_predictor(model: keras.Model) -> Callable[[np.ndarray], np.ndarray]:
         return np.asarray(model_ref().predict_on_batch(x))
 
     return predict
+
+
+def _local_device_count() -> int:
+    """Devices a batch is split over: JAX's local devices (see jax_sharding), else one."""
+    if keras.backend.backend() != "jax":
+        return 1
+    import jax
+
+    return len(jax.local_devices())
 
 
 def _predictor(model: keras.Model) -> Callable[[np.ndarray], np.ndarray]:
@@ -303,7 +314,7 @@ def upscale(
     outscale: float | None = None,
     alpha: str = "model",
     precision: str = "float32",
-    batch_size: int = 4,
+    batch_size: int | str = "auto",
     progress: ProgressCallback | None = None,
     clip: bool = False,
 ) -> Any:
@@ -336,7 +347,9 @@ def upscale(
         precision: "float32", "mixed_float16" or "mixed_bfloat16" (the model is rebuilt
             under that dtype policy on the first such call and the copy reused, with the
             model's current weights, on later calls).
-        batch_size: tiles per forward pass.
+        batch_size: tiles per forward pass; "auto" (default): one per device on a CPU
+            (batching measured slower there; under JAX a batch is split over the local
+            devices, see `keras_pbasr.inference.jax_sharding`), 4 on a GPU.
         progress: called as progress(done_tiles, total_tiles) for every image processed.
         clip: float input only: clip values outside [0, 1] instead of raising ValueError.
             NaN or infinite values always raise ValueError with their count; integer input
@@ -356,8 +369,9 @@ def upscale(
         raise ValueError(f"alpha must be one of {ALPHA_MODES}, got {alpha!r}")
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    if tile_overlap < 0 or batch_size < 1:
-        raise ValueError("tile_overlap must be >= 0 and batch_size >= 1")
+    if tile_overlap < 0:
+        raise ValueError(f"tile_overlap must be >= 0, got {tile_overlap}")
+    batch_size = resolve_batch_size(batch_size, gpu_visible(), _local_device_count())
     if outscale is not None and outscale <= 0:
         raise ValueError(f"outscale must be positive, got {outscale}")
 

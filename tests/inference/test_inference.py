@@ -13,8 +13,10 @@ from PIL import Image
 from keras_pbasr.cli import main as cli_main
 from keras_pbasr.inference import UnsupportedImageError, read_image_array, upscale, write_image
 from keras_pbasr.inference.tiling import (
+    GPU_TILE_BATCH,
     feather_weights,
     pad_symmetric,
+    resolve_batch_size,
     symmetric_pad_amount,
     tile_starts,
 )
@@ -88,6 +90,29 @@ def test_tiled_equals_untiled(rng, shape, tile, overlap):
     assert calls and calls[-1] > 1, "the image was not actually tiled"
     assert tiled.shape == whole.shape == (4 * shape[0], 4 * shape[1], 3)
     np.testing.assert_allclose(tiled, whole, atol=1e-3)
+
+
+@pytest.mark.backend_agnostic
+def test_auto_batch_is_one_tile_per_cpu_device_and_four_on_a_gpu():
+    assert resolve_batch_size("auto", gpu=False, devices=1) == 1
+    assert resolve_batch_size("auto", gpu=False, devices=4) == 4
+    assert resolve_batch_size("auto", gpu=True, devices=2) == GPU_TILE_BATCH
+    assert resolve_batch_size(3, gpu=False, devices=1) == 3
+    for bad in (0, -2, "four"):
+        with pytest.raises(ValueError, match="batch_size"):
+            resolve_batch_size(bad, gpu=False, devices=1)
+
+
+def test_auto_batch_and_batches_of_tiles_give_the_same_image(rng):
+    model = tiny_model()
+    image = rng.random((37, 53, 3), dtype=np.float32)
+    single = upscale(model, image, tile=24, tile_overlap=16, batch_size=1)
+    for batch_size in ("auto", 4):
+        np.testing.assert_allclose(
+            upscale(model, image, tile=24, tile_overlap=16, batch_size=batch_size), single,
+            atol=1e-6)
+    with pytest.raises(ValueError, match="batch_size"):
+        upscale(model, image, batch_size=0)
 
 
 @pytest.mark.parametrize("shape,tile,overlap", [((37, 53), 24, 16), ((64, 48), 32, 16)])
@@ -296,7 +321,10 @@ def test_cli_upscale_folder_refuses_overwrites(tmp_path, rng, capsys):
     assert "tiles" in capsys.readouterr().err
     assert cli_main(args) == 1
     assert "--overwrite" in capsys.readouterr().err
-    assert cli_main([*args, "--overwrite"]) == 0
+    assert cli_main([*args, "--overwrite", "--batch-size", "3"]) == 0
+    with pytest.raises(SystemExit):  # argparse: "expected 'auto' or a number"
+        cli_main([*args, "--overwrite", "--batch-size", "many"])
+    assert "expected 'auto' or a number" in capsys.readouterr().err
     # Writing into the input folder would replace the inputs: refused.
     assert cli_main(["upscale", str(inputs), str(inputs), "--preset", str(preset)]) == 1
     assert "over the input" in capsys.readouterr().err
