@@ -44,6 +44,8 @@ DATA_DIR = Path(os.environ.get("PBASR_SHARED_DATA", "/work/shared/data"))
 CROP_IMAGE = "real_lr/OST_009.png"
 PHOTO_IMAGE = "real_lr/ADE_val_00000114.jpg"
 PHOTO_TILE, PHOTO_OVERLAP = 160, 32
+# Share of the machine's CPU time used by other processes above which a run is "loaded".
+OTHER_CPU_LOADED = 0.05
 BACKENDS = ("tensorflow", "jax", "torch")
 DEFAULT_ENGINES = ("ncnn", "torch", *(f"keras-{b}" for b in BACKENDS))
 DEFAULT_PRESETS = ("realesrgan_x4plus",)
@@ -170,6 +172,27 @@ def _set_threads(engine: str, threads: int) -> None:
 
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(1)
+
+
+def machine_busy_s() -> float:
+    """CPU seconds all processes have spent busy since boot (/proc/stat, all CPUs)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_s() -> float:
+    """CPU seconds of this process and its finished (waited-for) workers."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def _other_cpu_line(report: dict) -> str:
+    if "other_cpu_s" not in report:
+        return "CPU use by other processes not recorded"
+    state = "loaded: other jobs shared the CPUs" if report["loaded"] else "quiet"
+    return (f"other processes used {report['other_cpu_s']} CPU-s "
+            f"({100 * report['other_cpu_share']:.1f} % of the machine) during the run: {state}")
 
 
 def peak_rss_mib() -> float:
@@ -373,12 +396,13 @@ def render(report: dict) -> str:
         f"- threads per engine: {report['threads']} (ncnn num_threads, torch.set_num_threads, "
         "TF intra-op, OMP_NUM_THREADS; JAX/XLA uses its own pool over all CPUs)",
         f"- load average (1, 5, 15 min) at start: {report['load_start']}, at end: "
-        f"{report['load_end']} ({'loaded: shared machine' if report['loaded'] else 'quiet'})",
+        f"{report['load_end']}; {_other_cpu_line(report)}",
         f"- rounds: {report['rounds']}, interleaved; median wall per call; CPU-s = process "
         "time of the same call (all threads)",
         "- versions: " + ", ".join(f"{k} {v}" for k, v in report["versions"].items() if v),
         f"- precision (Keras engines): {report['precision']}; OMP_WAIT_POLICY: "
         f"{report['omp_wait_policy']}",
+        *([f"- note: {report['note']}"] if report.get("note") else []),
         "",
         "| preset | size | engine | median s | min s | CPU-s | s / output MP | vs ncnn | "
         "peak RSS MiB | load1 per round |",
@@ -439,10 +463,16 @@ def cli(argv: list[str]) -> None:
     suffix += "" if options.tile_batch == 1 else f"-tile-batch{options.tile_batch}"
     options.partial = out_dir / f"speed{suffix}-partial.json"
     load_start = [round(v, 2) for v in os.getloadavg()]
+    busy_start, own_start, wall_start = machine_busy_s(), own_cpu_s(), time.perf_counter()
     rows = []
     for preset in options.presets.split(","):
         rows += measure_preset(preset, options)["rows"]
     load_end = [round(v, 2) for v in os.getloadavg()]
+    wall = time.perf_counter() - wall_start
+    # CPU time of everything else on the machine while this ran: the load average counts
+    # the engines' own threads (2 on a 2-core machine) and lags by a minute, this does not.
+    other_cpu_s = max(0.0, (machine_busy_s() - busy_start) - (own_cpu_s() - own_start))
+    other_share = other_cpu_s / (wall * (os.cpu_count() or 1))
     report = {
         "benchmark": "speed",
         "command": " ".join(["python -m benchmarks speed", *argv]),
@@ -453,8 +483,8 @@ def cli(argv: list[str]) -> None:
         "tile_batch": options.tile_batch,
         "omp_wait_policy": options.omp_wait_policy or "unset (OpenMP default)",
         "load_start": load_start, "load_end": load_end,
-        # Judged before the run: during it, the engines' own threads make the load.
-        "loaded": load_start[0] > 0.5 * (os.cpu_count() or 1),
+        "other_cpu_s": round(other_cpu_s, 1), "other_cpu_share": round(other_share, 4),
+        "loaded": other_share > OTHER_CPU_LOADED,
         "versions": _versions(), "rows": rows,
     }
     write_json_atomic(out_dir / f"speed{suffix}.json", report)
