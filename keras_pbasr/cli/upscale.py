@@ -43,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="a built-in name (keras_pbasr.presets.list_presets()), a preset directory, "
         "hf://OWNER/REPO, kaggle://OWNER/MODEL/FRAMEWORK/VARIATION or https://...#sha256=HEX",
     )
-    p.add_argument("--tile", type=_tile_arg, default="auto",
+    p.add_argument("--tile", type=_auto_or_int, default="auto",
                    help="tile size in input pixels; 0 = whole image at once (the plain forward "
                    "pass, as Real-ESRGAN runs it); auto (default) = whole image up to 512x512 "
                    "input pixels, 256-pixel tiles above")
@@ -55,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="upscale an alpha channel with the network or by resizing")
     p.add_argument("--precision", choices=("float32", "mixed_float16", "mixed_bfloat16"),
                    default="float32")
-    p.add_argument("--batch-size", type=_batch_arg, default="auto",
+    p.add_argument("--batch-size", type=_auto_or_int, default="auto",
                    help="tiles per forward pass; auto (default) = one per device on a CPU "
                    "(under JAX one device per core, up to 4), 4 on a GPU")
     p.add_argument("--ext", default=None,
@@ -176,16 +176,8 @@ def run(args: argparse.Namespace) -> int:
     return skipped.exit_code
 
 
-def _batch_arg(value: str) -> int | str:
-    if value == "auto":
-        return value
-    try:
-        return int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected 'auto' or a number, got {value!r}") from None
-
-
-def _tile_arg(value: str) -> int | str:
+def _auto_or_int(value: str) -> int | str:
+    """argparse type of --tile and --batch-size: 'auto' or a whole number."""
     if value == "auto":
         return value
     try:
