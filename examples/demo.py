@@ -86,8 +86,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--disc-feat", type=int, default=32, help="U-Net discriminator width")
     # lr 2e-5, 20 discriminator-only steps and the perceptual loss keep the fine-tuned arms
     # within the seed spread of x4plus on sharp and general photos; Real-ESRGAN's lr 1e-4
-    # with fresh discriminators and no perceptual loss cost 0.05-0.12 LPIPS there
-    # (docs/demo.md "Measured").
+    # with fresh discriminators and no perceptual loss cost 0.055-0.11 LPIPS there
+    # (docs/demo.md "Why these defaults").
     p.add_argument("--gan-lr", type=float, default=2e-5)
     p.add_argument("--d-warmup-steps", type=int, default=20,
                    help="steps before --gan-steps in which only the fresh discriminators learn")
