@@ -55,14 +55,8 @@ def available_metrics() -> dict:
     from keras_pbasr.weights import is_cached
     from keras_pbasr.weights.niqe_params import niqe_params_path
 
-    calls = {
-        "psnr": metrics.psnr,
-        "ssim": metrics.ssim,
-        "ms_ssim": metrics.ms_ssim,
-        "gmsd": metrics.gmsd,
-        "vif": metrics.vif,
-        "vsi": metrics.vsi,
-    }
+    calls = {name: metrics.METRICS[name].fn
+             for name in ("psnr", "ssim", "ms_ssim", "gmsd", "vif", "vsi")}
     if niqe_params_path().is_file():
         calls["niqe"] = lambda sr, hr: metrics.niqe(sr)
     if is_cached("alexnet") and is_cached("lpips_alex"):

@@ -48,12 +48,7 @@ def pair_for(name: str):
 
 
 PIXEL_WINDOW_METRICS = {
-    "psnr": metrics.psnr,
-    "ssim": metrics.ssim,
-    "ms_ssim": metrics.ms_ssim,
-    "gmsd": metrics.gmsd,
-    "vif": metrics.vif,
-    "vsi": metrics.vsi,
+    name: metrics.METRICS[name].fn for name in ("psnr", "ssim", "ms_ssim", "gmsd", "vif", "vsi")
 }
 
 
