@@ -14,6 +14,7 @@ places a batch over the devices JAX has, padding it to a multiple of their count
 
 from __future__ import annotations
 
+import functools
 import os
 
 import numpy as np
@@ -66,14 +67,31 @@ def shard_batch(x: np.ndarray):
     (3, True)
     """
     import jax
+
+    batch = x.shape[0]
+    sharding = _batch_sharding()
+    if sharding is None or batch == 1:
+        return x, batch
+    padded = padded_batch_size(batch, len(sharding.device_set))
+    if padded != batch:
+        x = np.concatenate([x, np.repeat(x[-1:], padded - batch, axis=0)])
+    return jax.device_put(x, sharding), batch
+
+
+def local_device_count() -> int:
+    """How many local devices a batch is split over (JAX's, fixed once it has started)."""
+    sharding = _batch_sharding()
+    return 1 if sharding is None else len(sharding.device_set)
+
+
+@functools.cache
+def _batch_sharding():
+    """Axis 0 over all local devices, or None with one device; built once (the devices are
+    fixed when JAX starts)."""
+    import jax
     from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
     devices = jax.local_devices()
-    batch = x.shape[0]
-    if len(devices) == 1 or batch == 1:
-        return x, batch
-    padded = padded_batch_size(batch, len(devices))
-    if padded != batch:
-        x = np.concatenate([x, np.repeat(x[-1:], padded - batch, axis=0)])
-    mesh = Mesh(np.array(devices), ("batch",))
-    return jax.device_put(x, NamedSharding(mesh, PartitionSpec("batch"))), batch
+    if len(devices) == 1:
+        return None
+    return NamedSharding(Mesh(np.array(devices), ("batch",)), PartitionSpec("batch"))

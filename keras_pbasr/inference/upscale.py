@@ -10,6 +10,7 @@ input's kind, channel layout and bit depth.
 
 from __future__ import annotations
 
+import functools
 import threading
 import weakref
 from collections.abc import Callable
@@ -20,7 +21,7 @@ import keras
 import numpy as np
 
 from keras_pbasr.inference.image_io import read_image_array
-from keras_pbasr.inference.jax_sharding import shard_batch
+from keras_pbasr.inference.jax_sharding import local_device_count, shard_batch
 from keras_pbasr.inference.tiling import (
     feather_weights,
     pad_symmetric,
@@ -79,13 +80,11 @@ def _build_predictor(model: keras.Model) -> Callable[[np.ndarray], np.ndarray]:
     return predict
 
 
-def _local_device_count() -> int:
-    """Devices a batch is split over: JAX's local devices (see jax_sharding), else one."""
-    if keras.backend.backend() != "jax":
-        return 1
-    import jax
-
-    return len(jax.local_devices())
+@functools.cache
+def _tile_devices() -> tuple[bool, int]:
+    """(a GPU is visible, devices a batch is split over): fixed once the backend runs, so
+    looked up once per process."""
+    return gpu_visible(), local_device_count() if keras.backend.backend() == "jax" else 1
 
 
 def _predictor(model: keras.Model) -> Callable[[np.ndarray], np.ndarray]:
@@ -371,7 +370,7 @@ def upscale(
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if tile_overlap < 0:
         raise ValueError(f"tile_overlap must be >= 0, got {tile_overlap}")
-    batch_size = resolve_batch_size(batch_size, gpu_visible(), _local_device_count())
+    batch_size = resolve_batch_size(batch_size, *_tile_devices())
     if outscale is not None and outscale <= 0:
         raise ValueError(f"outscale must be positive, got {outscale}")
 

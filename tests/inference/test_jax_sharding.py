@@ -55,14 +55,25 @@ _SHARDED_UPSCALE = textwrap.dedent("""
     sharded, batch = shard_batch(tiles)
     # Each tile alone on the default device, the reference for the split batch.
     alone = np.concatenate([np.asarray(compiled_model_call(model)(t[None])) for t in tiles])
-    from keras_pbasr.inference.upscale import _predictor
-    split = _predictor(model)(tiles)
-    whole = upscale(model, image, tile=16, tile_overlap=4, batch_size=3)
+    import importlib
+    upscale_module = importlib.import_module("keras_pbasr.inference.upscale")
+    placed = []  # the batches upscale's predictor split over the devices
+
+    def recording_shard_batch(x):
+        out = shard_batch(x)
+        placed.append((x.shape[0], len(out[0].sharding.device_set)
+                       if hasattr(out[0], "sharding") else 1))
+        return out
+
+    upscale_module.shard_batch = recording_shard_batch
+    split = upscale_module._predictor(model)(tiles)
+    whole = upscale(model, image, tile=16, tile_overlap=4)  # "auto": one tile per device
     print(json.dumps({
         "devices": len(jax.local_devices()),
         "sharded_over": len(sharded.sharding.device_set), "padded": sharded.shape[0],
         "batch": batch, "split_vs_alone": float(np.abs(split - alone).max()),
         "shape": list(whole.shape), "finite": bool(np.isfinite(whole).all()),
+        "predictor_devices": placed,
     }))
 """)
 
@@ -78,4 +89,9 @@ def test_a_tile_batch_split_over_two_cpu_devices_equals_each_tile_alone():
     assert found["devices"] == 2
     assert (found["sharded_over"], found["padded"], found["batch"]) == (2, 4, 3)
     assert found["split_vs_alone"] <= 1e-6
+    # The predictor split the 3-tile batch and upscale's auto batches (one tile per device)
+    # over both devices; a lone last tile runs on one.
+    assert found["predictor_devices"][0] == [3, 2]
+    assert {tuple(p) for p in found["predictor_devices"][1:]} <= {(2, 2), (1, 1)}
+    assert [2, 2] in found["predictor_devices"]
     assert found["shape"] == [160, 224, 3] and found["finite"]
